@@ -1,0 +1,3 @@
+from kbuilder.cli import main
+
+main()

@@ -1,0 +1,77 @@
+"""x86-64: relocation types, ftrace entry convention, special sections."""
+
+from __future__ import annotations
+
+import capstone
+
+from kbuilder.arch.base import Arch, SpecialSection
+
+EM_X86_64 = 62
+
+R_X86_64_NONE = 0
+R_X86_64_64 = 1
+R_X86_64_PC32 = 2
+R_X86_64_GOT32 = 3
+R_X86_64_PLT32 = 4
+R_X86_64_32 = 10
+R_X86_64_32S = 11
+R_X86_64_PC64 = 24
+R_X86_64_GOTPCREL = 9
+R_X86_64_GOTPCRELX = 41
+R_X86_64_REX_GOTPCRELX = 42
+
+RELOC_NAMES = {
+    0: "R_X86_64_NONE", 1: "R_X86_64_64", 2: "R_X86_64_PC32", 3: "R_X86_64_GOT32",
+    4: "R_X86_64_PLT32", 5: "R_X86_64_COPY", 6: "R_X86_64_GLOB_DAT", 7: "R_X86_64_JUMP_SLOT",
+    8: "R_X86_64_RELATIVE", 9: "R_X86_64_GOTPCREL", 10: "R_X86_64_32", 11: "R_X86_64_32S",
+    12: "R_X86_64_16", 13: "R_X86_64_PC16", 14: "R_X86_64_8", 15: "R_X86_64_PC8",
+    16: "R_X86_64_DTPMOD64", 17: "R_X86_64_DTPOFF64", 18: "R_X86_64_TPOFF64", 19: "R_X86_64_TLSGD",
+    20: "R_X86_64_TLSLD", 21: "R_X86_64_DTPOFF32", 22: "R_X86_64_GOTTPOFF", 23: "R_X86_64_TPOFF32",
+    24: "R_X86_64_PC64", 25: "R_X86_64_GOTOFF64", 26: "R_X86_64_GOTPC32", 32: "R_X86_64_SIZE32",
+    33: "R_X86_64_SIZE64", 41: "R_X86_64_GOTPCRELX", 42: "R_X86_64_REX_GOTPCRELX",
+}
+
+# Entry sizes are those of Linux 6.1 x86_64 (from the structures in
+# arch/x86/include/asm/*.h); a kernel build tree or command-line options
+# override them, since they change between kernel versions and configs.
+SPECIAL_SECTIONS = (
+    SpecialSection("__bug_table", "BUG_STRUCT_SIZE", 12, "WARN/BUG sites (struct bug_entry)"),
+    SpecialSection("__ex_table", "EX_STRUCT_SIZE", 12, "exception fixups (struct exception_table_entry)"),
+    SpecialSection(".fixup", None, None, "out-of-line fixup code targeted by __ex_table"),
+    SpecialSection("__jump_table", "JUMP_STRUCT_SIZE", 16, "static keys (struct jump_entry, relative)"),
+    SpecialSection(".altinstructions", "ALT_STRUCT_SIZE", 12, "alternatives (struct alt_instr)"),
+    SpecialSection(".altinstr_replacement", None, None, "replacement code for alternatives"),
+    SpecialSection(".altinstr_aux", None, None, "auxiliary alternatives code"),
+    SpecialSection(".parainstructions", "PARA_STRUCT_SIZE", 16, "paravirt patch sites"),
+    SpecialSection(".smp_locks", None, 4, "LOCK prefix sites"),
+    SpecialSection(".static_call_sites", "STATIC_CALL_STRUCT_SIZE", 8, "static call sites"),
+    SpecialSection(".call_sites", None, 4, "objtool call sites"),
+    SpecialSection(".retpoline_sites", None, 4, "objtool retpoline sites"),
+    SpecialSection(".return_sites", None, 4, "objtool return thunk sites"),
+    SpecialSection(".ibt_endbr_seal", None, 4, "objtool ENDBR seal sites"),
+    SpecialSection(".orc_unwind", "ORC_STRUCT_SIZE", 6, "ORC unwind entries"),
+    SpecialSection(".orc_unwind_ip", None, 4, "ORC unwind instruction pointers"),
+    SpecialSection(".printk_index", "PRINTK_INDEX_STRUCT_SIZE", 48, "printk format index"),
+    SpecialSection("__mcount_loc", None, 8, "ftrace call sites"),
+    SpecialSection("__patchable_function_entries", None, 8, "patchable function entries"),
+    SpecialSection("__tracepoints", None, None, "tracepoint definitions"),
+    SpecialSection("__tracepoints_ptrs", None, 4, "tracepoint pointers"),
+    SpecialSection("__tracepoints_strings", None, None, "tracepoint names"),
+    SpecialSection("__dyndbg", None, None, "dynamic debug descriptors"),
+    SpecialSection("__verbose", None, None, "dynamic debug descriptors (old name)"),
+)
+
+ARCH = Arch(
+    name="x86_64",
+    machine=EM_X86_64,
+    reloc_names=RELOC_NAMES,
+    abs64_reloc=R_X86_64_64,
+    pc_relative=frozenset({R_X86_64_PC32, R_X86_64_PLT32, R_X86_64_GOTPCREL, R_X86_64_GOTPCRELX,
+                           R_X86_64_REX_GOTPCRELX, R_X86_64_PC64}),
+    none_reloc=R_X86_64_NONE,
+    special_sections=SPECIAL_SECTIONS,
+    ftrace_call="__fentry__",
+    ftrace_section="__mcount_loc",
+    capstone_arch=capstone.CS_ARCH_X86,
+    capstone_mode=capstone.CS_MODE_64,
+)

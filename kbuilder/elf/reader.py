@@ -1,0 +1,255 @@
+"""Read an ELF64 little-endian relocatable object into the model.
+
+Header and section headers are decoded with `struct` and the symbol and
+relocation tables with `tables` (Cython). pyelftools is not used on this
+path: it parses one construct record at a time (0.24 s for the corpus'
+largest object against ~20 ms here), and LIEF's import alone costs 0.25 s
+per process. pyelftools remains the independent cross-check in the tests.
+Every structural check raises `ElfFormatError` naming the file and the fault.
+"""
+
+from __future__ import annotations
+
+import gc
+import os
+from pathlib import Path
+
+from kbuilder.arch import find_arch
+from kbuilder.elf import tables
+from kbuilder.elf.constants import (
+    EHDR, ELFCLASS64, ELFDATA2LSB, ELFMAG, ET, EV_CURRENT, SHDR, SHF, SHN, SHT, SYM, STT,
+)
+from kbuilder.elf.model import ElfObject, Reloc, Section, Symbol
+from kbuilder.errors import ElfFormatError
+
+# Section types whose sh_link names another section.
+_LINKS_SECTION = {SHT.RELA, SHT.REL, SHT.SYMTAB, SHT.DYNSYM, SHT.GROUP, SHT.SYMTAB_SHNDX, SHT.HASH}
+
+
+def read_object(path: str | os.PathLike[str]) -> ElfObject:
+    path = os.fspath(path)
+    try:
+        data = Path(path).read_bytes()
+    except FileNotFoundError:
+        raise ElfFormatError("no such file", path=path) from None
+    except IsADirectoryError:
+        raise ElfFormatError("is a directory, not an object file", path=path) from None
+    except OSError as exc:
+        raise ElfFormatError(f"cannot read: {exc.strerror}", path=path) from None
+    return parse_object(data, path)
+
+
+def parse_object(data: bytes, path: str = "<memory>") -> ElfObject:
+    # Tens of thousands of small, acyclic-in-practice objects are created
+    # here; the cyclic collector's generation sweeps would double the time.
+    gc_was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        return _Parser(data, path).parse()
+    except ElfFormatError:
+        raise
+    except (ValueError, IndexError, KeyError, UnicodeError) as exc:
+        # Defence in depth: every field is checked below, but a corrupt
+        # object must never surface as a traceback.
+        raise ElfFormatError(f"corrupt object: {exc}", path=path) from None
+    finally:
+        if gc_was_enabled:
+            gc.enable()
+
+
+class _Parser:
+    def __init__(self, data: bytes, path: str) -> None:
+        self.data = data
+        self.path = path
+
+    def fail(self, message: str) -> ElfFormatError:
+        return ElfFormatError(message, path=self.path)
+
+    def parse(self) -> ElfObject:
+        ehdr = self.read_header()
+        obj = ElfObject(path=self.path, machine=ehdr["machine"], flags=ehdr["flags"],
+                        osabi=self.data[7], abiversion=self.data[8])
+        raw = self.read_section_headers(ehdr)
+        names = self.section_names(raw, ehdr["shstrndx"])
+        sections = [self.make_section(i, hdr, names[i]) for i, hdr in enumerate(raw)]
+        self.link_sections(sections, raw)
+        obj.sections = sections[1:]
+        obj.symbols = self.read_symbols(sections, raw)
+        self.read_relocs(sections, raw, obj.symbols)
+        self.read_groups(sections, raw, obj.symbols)
+        return obj
+
+    # ---- header -------------------------------------------------------
+    def read_header(self) -> dict[str, int]:
+        d = self.data
+        if len(d) < 4 or d[:4] != ELFMAG:
+            raise self.fail("not an ELF file")
+        if len(d) < EHDR.size:
+            raise self.fail(f"truncated ELF header ({len(d)} bytes)")
+        if d[4] != ELFCLASS64:
+            raise self.fail("32-bit ELF object; only ELF64 is supported" if d[4] == 1
+                            else f"invalid ELF class {d[4]}")
+        if d[5] != ELFDATA2LSB:
+            raise self.fail("big-endian ELF object; only little-endian is supported" if d[5] == 2
+                            else f"invalid ELF data encoding {d[5]}")
+        if d[6] != EV_CURRENT:
+            raise self.fail(f"unknown ELF version {d[6]}")
+        (_, e_type, e_machine, _, _, _, e_shoff, e_flags, _, _, _, e_shentsize, e_shnum,
+         e_shstrndx) = EHDR.unpack_from(d)
+        if e_type != ET.REL:
+            kind = {ET.EXEC: "an executable", ET.DYN: "a shared object or PIE",
+                    ET.CORE: "a core dump"}.get(e_type, f"type {e_type}")
+            raise self.fail(f"not a relocatable object (ELF {kind})")
+        if find_arch(e_machine) is None:
+            raise self.fail(f"unsupported machine {e_machine} (supported: x86_64, aarch64)")
+        if e_shoff == 0:
+            raise self.fail("no section header table")
+        if e_shentsize != SHDR.size:
+            raise self.fail(f"unexpected section header size {e_shentsize}")
+        return {"machine": e_machine, "flags": e_flags, "shoff": e_shoff, "shnum": e_shnum,
+                "shstrndx": e_shstrndx}
+
+    def read_section_headers(self, ehdr: dict[str, int]) -> list[tuple[int, ...]]:
+        d, shoff = self.data, ehdr["shoff"]
+        if shoff + SHDR.size > len(d):
+            raise self.fail(f"truncated: section header table at 0x{shoff:x} is past the end of the file")
+        first = SHDR.unpack_from(d, shoff)
+        shnum = ehdr["shnum"] or first[5]  # >= SHN_LORESERVE sections: count is in sh_size[0]
+        if shoff + shnum * SHDR.size > len(d):
+            raise self.fail(f"truncated: {shnum} section headers do not fit in {len(d)} bytes")
+        raw = list(SHDR.iter_unpack(d[shoff:shoff + shnum * SHDR.size]))
+        shstrndx = ehdr["shstrndx"]
+        if shstrndx == SHN.XINDEX:
+            shstrndx = first[6]
+        if not 0 < shstrndx < shnum:
+            raise self.fail(f"section name table index {shstrndx} out of range")
+        ehdr["shstrndx"] = shstrndx
+        for i, hdr in enumerate(raw[1:], 1):
+            sh_type, sh_offset, sh_size = hdr[1], hdr[4], hdr[5]
+            if sh_type != SHT.NOBITS and sh_offset + sh_size > len(d):
+                raise self.fail(f"truncated: section {i} (0x{sh_offset:x}+0x{sh_size:x}) "
+                                f"is past the end of the file ({len(d)} bytes)")
+        return raw
+
+    def section_names(self, raw: list[tuple[int, ...]], shstrndx: int) -> list[str]:
+        hdr = raw[shstrndx]
+        if hdr[1] != SHT.STRTAB:
+            raise self.fail("section name table is not a string table")
+        strtab = self.data[hdr[4]:hdr[4] + hdr[5]]
+        names = []
+        for h in raw:
+            off = h[0]
+            end = strtab.find(b"\0", off)
+            if off >= len(strtab) or end < 0:
+                raise self.fail(f"section name offset {off} outside the name table")
+            names.append(strtab[off:end].decode("utf-8", "surrogateescape"))
+        return names
+
+    # ---- sections -----------------------------------------------------
+    def make_section(self, index: int, hdr: tuple[int, ...], name: str) -> Section:
+        _, sh_type, sh_flags, sh_addr, sh_offset, sh_size, sh_link, sh_info, sh_addralign, sh_entsize = hdr
+        # NOBITS (8) and NULL (0) occupy no file space.
+        data = b"" if sh_type == 8 or sh_type == 0 else self.data[sh_offset:sh_offset + sh_size]
+        return Section(name, sh_type, sh_flags, data, sh_size, sh_addralign, sh_entsize, sh_addr,
+                       None, None, sh_link, sh_info, [], None, 0, [], None, None, index)
+
+    def link_sections(self, sections: list[Section], raw: list[tuple[int, ...]]) -> None:
+        count = len(sections)
+        for sec in sections[1:]:
+            if sec.type == SHT.REL:
+                raise self.fail(f"section {sec.name}: SHT_REL relocations are not supported on ELF64")
+            if sec.type in _LINKS_SECTION or sec.flags & SHF.LINK_ORDER:
+                if not 0 < sec.link_raw < count:
+                    raise self.fail(f"section {sec.name}: sh_link {sec.link_raw} out of range")
+                sec.link = sections[sec.link_raw]
+            if sec.type == SHT.RELA:
+                if not 0 < sec.info_raw < count:
+                    raise self.fail(f"section {sec.name}: sh_info {sec.info_raw} out of range")
+                base = sections[sec.info_raw]
+                sec.info_section = base
+                base.rela = sec
+                if sec.entsize != 24:
+                    raise self.fail(f"section {sec.name}: relocation entry size {sec.entsize}, expected 24")
+
+    # ---- symbols ------------------------------------------------------
+    def read_symbols(self, sections: list[Section], raw: list[tuple[int, ...]]) -> list[Symbol]:
+        symtabs = [s for s in sections if s.type == SHT.SYMTAB]
+        if not symtabs:
+            return [Symbol(name="")]
+        if len(symtabs) > 1:
+            raise self.fail("more than one symbol table")
+        symtab = symtabs[0]
+        if symtab.entsize != SYM.size or symtab.size % SYM.size:
+            raise self.fail(f"symbol table entry size {symtab.entsize} or size {symtab.size} is invalid")
+        strtab = symtab.link
+        if strtab is None or strtab.type != SHT.STRTAB:
+            raise self.fail("symbol table is not linked to a string table")
+        shndx_table = next((s for s in sections if s.type == SHT.SYMTAB_SHNDX and s.link is symtab), None)
+        hdr, shdr = raw[symtab.index], raw[strtab.index]
+        count = symtab.size // SYM.size
+        try:
+            decoded = tables.decode_symbols(self.data, hdr[4], count, shdr[4], shdr[5])
+        except ValueError as exc:
+            raise self.fail(f"symbol table: {exc}") from None
+        nsec = len(sections)
+        xindex, loreserve, stt_section = int(SHN.XINDEX), int(SHN.LORESERVE), int(STT.SECTION)
+        symbols = []
+        append = symbols.append
+        for i, (name, info, other, shndx, value, size) in enumerate(decoded):
+            if 0 < shndx < loreserve:
+                if shndx >= nsec:
+                    raise self.fail(f"symbol {name or i}: section index {shndx} out of range")
+                section = sections[shndx]
+                shndx = 0
+            elif shndx == xindex:
+                if shndx_table is None or (i + 1) * 4 > len(shndx_table.data):
+                    raise self.fail(f"symbol {name or i}: extended section index missing")
+                shndx = int.from_bytes(shndx_table.data[i * 4:i * 4 + 4], "little")
+                if not 0 < shndx < nsec:
+                    raise self.fail(f"symbol {name or i}: extended section index {shndx} out of range")
+                section = sections[shndx]
+                shndx = 0
+            else:
+                section = None
+            sym = Symbol(name, info >> 4, info & 0xF, other, section, shndx, value, size, i)
+            if section is not None and info & 0xF == stt_section and section.symbol is None:
+                section.symbol = sym
+            append(sym)
+        if not symbols:
+            symbols.append(Symbol(name=""))
+        return symbols
+
+    def read_relocs(self, sections: list[Section], raw: list[tuple[int, ...]], symbols: list[Symbol]) -> None:
+        nsym = len(symbols)
+        for sec in sections[1:]:
+            if sec.type != SHT.RELA:
+                continue
+            if sec.link is None or sec.link.type != SHT.SYMTAB:
+                raise self.fail(f"section {sec.name}: not linked to the symbol table")
+            if sec.size % 24:
+                raise self.fail(f"section {sec.name}: size {sec.size} is not a multiple of 24")
+            try:
+                relocs = tables.build_relocs(self.data, raw[sec.index][4], sec.size // 24, symbols, Reloc)
+            except ValueError as exc:
+                raise self.fail(f"section {sec.name}: {exc}") from None
+            except IndexError as exc:
+                raise self.fail(f"section {sec.name}: relocation at 0x{exc.args[0]:x} names a symbol "
+                                f"past the end of the symbol table ({nsym} symbols)") from None
+            sec.relocs = relocs
+            sec.data = b""
+
+    def read_groups(self, sections: list[Section], raw: list[tuple[int, ...]], symbols: list[Symbol]) -> None:
+        for sec in sections[1:]:
+            if sec.type != SHT.GROUP:
+                continue
+            if len(sec.data) < 4 or len(sec.data) % 4:
+                raise self.fail(f"section group {sec.name}: invalid size {len(sec.data)}")
+            words = [int.from_bytes(sec.data[i:i + 4], "little") for i in range(0, len(sec.data), 4)]
+            if any(not 0 < w < len(sections) for w in words[1:]):
+                raise self.fail(f"section group {sec.name}: member index out of range")
+            if not 0 < sec.info_raw < len(symbols):
+                raise self.fail(f"section group {sec.name}: signature symbol {sec.info_raw} out of range")
+            sec.group_flags = words[0]
+            sec.members = [sections[w] for w in words[1:]]
+            sec.signature = symbols[sec.info_raw]
+            sec.data = b""
