@@ -1,24 +1,23 @@
-"""Architecture registry: one module per architecture, looked up by e_machine."""
+"""Architecture registry: one module per architecture, found by e_machine."""
 
 from __future__ import annotations
 
+import importlib
+
 from kbuilder.arch.base import Arch, SpecialSection
 
-__all__ = ["Arch", "SpecialSection", "find_arch", "get_arch", "ARCHES"]
+__all__ = ["ARCHES", "Arch", "SpecialSection", "find_arch", "get_arch"]
 
+# e_machine -> module under kbuilder.arch
 ARCHES: dict[int, str] = {62: "x86_64", 183: "aarch64"}
 
 
 def find_arch(machine: int) -> Arch | None:
-    name = ARCHES.get(machine)
-    if name is None:
+    module = ARCHES.get(machine)
+    if module is None:
         return None
-    # Imported on demand: capstone is only loaded when an object is read.
-    if name == "x86_64":
-        from kbuilder.arch.x86_64 import ARCH
-    else:
-        from kbuilder.arch.aarch64 import ARCH
-    return ARCH
+    arch: Arch = importlib.import_module(f"kbuilder.arch.{module}").ARCH
+    return arch
 
 
 def get_arch(machine: int) -> Arch:

@@ -1,14 +1,17 @@
 """AArch64: relocation types, ftrace entry convention, special sections.
 
-Functions are made patchable with -fpatchable-function-entry: ftrace sites
-are recorded in `__patchable_function_entries`, not `__mcount_loc`.
+Functions are made patchable with -fpatchable-function-entry: the ftrace
+sites are recorded in `__patchable_function_entries`, not `__mcount_loc`.
 """
 
 from __future__ import annotations
 
-import capstone
+from typing import TYPE_CHECKING
 
 from kbuilder.arch.base import Arch, SpecialSection
+
+if TYPE_CHECKING:
+    from kbuilder.elf.model import ElfObject, Symbol
 
 EM_AARCH64 = 183
 
@@ -41,16 +44,37 @@ SPECIAL_SECTIONS = (
     SpecialSection("__dyndbg", None, None, "dynamic debug descriptors"),
 )
 
-ARCH = Arch(
-    name="aarch64",
-    machine=EM_AARCH64,
-    reloc_names=RELOC_NAMES,
-    abs64_reloc=257,
-    pc_relative=frozenset({261, 274, 275, 276, 282, 283, 273, 279, 280}),
-    none_reloc=0,
-    special_sections=SPECIAL_SECTIONS,
-    ftrace_call=None,
-    ftrace_section="__patchable_function_entries",
-    capstone_arch=capstone.CS_ARCH_ARM64,
-    capstone_mode=capstone.CS_MODE_ARM,
-)
+# With CALL_OPS the recorded entry sits up to two NOPs before the symbol.
+_PFE_WINDOW = 8
+
+
+class AArch64(Arch):
+    name = "aarch64"
+    machine = EM_AARCH64
+    reloc_names = RELOC_NAMES
+    abs64_reloc = 257
+    none_reloc = 0
+    pc_relative = frozenset({261, 273, 274, 275, 276, 279, 280, 282, 283})
+    special_sections = SPECIAL_SECTIONS
+    ftrace_section = "__patchable_function_entries"
+    capstone_arch = "CS_ARCH_ARM64"
+    capstone_mode = "CS_MODE_ARM"
+
+    def has_ftrace_entry(self, obj: ElfObject, func: Symbol) -> bool:
+        """An entry of a `__patchable_function_entries` section points at the
+        function's first instructions."""
+        if func.section is None:
+            return False
+        for sec in obj.sections:
+            if sec.name != "__patchable_function_entries" or sec.rela is None:
+                continue
+            for reloc in sec.rela.relocs:
+                target = reloc.symbol
+                if target.section is func.section:
+                    place = target.value + reloc.addend
+                    if func.value - _PFE_WINDOW <= place <= func.value:
+                        return True
+        return False
+
+
+ARCH = AArch64()

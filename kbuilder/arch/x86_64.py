@@ -2,21 +2,24 @@
 
 from __future__ import annotations
 
-import capstone
+from bisect import bisect_left
+from typing import TYPE_CHECKING
 
 from kbuilder.arch.base import Arch, SpecialSection
+
+if TYPE_CHECKING:
+    from kbuilder.elf.model import ElfObject, Symbol
 
 EM_X86_64 = 62
 
 R_X86_64_NONE = 0
 R_X86_64_64 = 1
 R_X86_64_PC32 = 2
-R_X86_64_GOT32 = 3
 R_X86_64_PLT32 = 4
+R_X86_64_GOTPCREL = 9
 R_X86_64_32 = 10
 R_X86_64_32S = 11
 R_X86_64_PC64 = 24
-R_X86_64_GOTPCREL = 9
 R_X86_64_GOTPCRELX = 41
 R_X86_64_REX_GOTPCRELX = 42
 
@@ -31,9 +34,8 @@ RELOC_NAMES = {
     33: "R_X86_64_SIZE64", 41: "R_X86_64_GOTPCRELX", 42: "R_X86_64_REX_GOTPCRELX",
 }
 
-# Entry sizes are those of Linux 6.1 x86_64 (from the structures in
-# arch/x86/include/asm/*.h); a kernel build tree or command-line options
-# override them, since they change between kernel versions and configs.
+# Entry sizes of Linux 6.1 x86_64 (arch/x86/include/asm/*.h); a kernel build
+# tree or command-line options override them: they change across versions.
 SPECIAL_SECTIONS = (
     SpecialSection("__bug_table", "BUG_STRUCT_SIZE", 12, "WARN/BUG sites (struct bug_entry)"),
     SpecialSection("__ex_table", "EX_STRUCT_SIZE", 12, "exception fixups (struct exception_table_entry)"),
@@ -61,17 +63,43 @@ SPECIAL_SECTIONS = (
     SpecialSection("__verbose", None, None, "dynamic debug descriptors (old name)"),
 )
 
-ARCH = Arch(
-    name="x86_64",
-    machine=EM_X86_64,
-    reloc_names=RELOC_NAMES,
-    abs64_reloc=R_X86_64_64,
-    pc_relative=frozenset({R_X86_64_PC32, R_X86_64_PLT32, R_X86_64_GOTPCREL, R_X86_64_GOTPCRELX,
-                           R_X86_64_REX_GOTPCRELX, R_X86_64_PC64}),
-    none_reloc=R_X86_64_NONE,
-    special_sections=SPECIAL_SECTIONS,
-    ftrace_call="__fentry__",
-    ftrace_section="__mcount_loc",
-    capstone_arch=capstone.CS_ARCH_X86,
-    capstone_mode=capstone.CS_MODE_64,
-)
+# The fentry call is the first instruction, or follows an ENDBR64 (IBT).
+_FENTRY_WINDOW = 16
+
+
+class X86_64(Arch):
+    name = "x86_64"
+    machine = EM_X86_64
+    reloc_names = RELOC_NAMES
+    abs64_reloc = R_X86_64_64
+    none_reloc = R_X86_64_NONE
+    pc_relative = frozenset({R_X86_64_PC32, R_X86_64_PLT32, R_X86_64_GOTPCREL, R_X86_64_GOTPCRELX,
+                             R_X86_64_REX_GOTPCRELX, R_X86_64_PC64})
+    special_sections = SPECIAL_SECTIONS
+    ftrace_section = "__mcount_loc"
+    capstone_arch = "CS_ARCH_X86"
+    capstone_mode = "CS_MODE_64"
+
+    def has_ftrace_entry(self, obj: ElfObject, func: Symbol) -> bool:
+        """A `call __fentry__` (R_X86_64_NONE/PC32/PLT32, as gcc -mfentry emits,
+        possibly NOPed by -mrecord-mcount) at the very start of the function."""
+        sec = func.section
+        if sec is None or sec.rela is None:
+            return False
+        relocs = sec.rela.relocs
+        offsets = [r.offset for r in relocs] if len(relocs) < 64 else None
+        start = func.value
+        if offsets is None:
+            # Relocations are in offset order as compilers emit them.
+            lo = bisect_left(relocs, start, key=lambda r: r.offset)
+        else:
+            lo = bisect_left(offsets, start)
+        for reloc in relocs[lo:]:
+            if reloc.offset >= start + _FENTRY_WINDOW:
+                break
+            if reloc.symbol.name == "__fentry__" and reloc.type in (R_X86_64_NONE, R_X86_64_PC32, R_X86_64_PLT32):
+                return True
+        return False
+
+
+ARCH = X86_64()
