@@ -57,9 +57,10 @@ class Summary:
 
 def summarize(obj: ElfObject) -> Summary:
     arch = get_arch(obj.machine)
+    patchable = arch.patchable_functions(obj)
     functions = tuple(
         FunctionInfo(s.name, s.section_name, s.size, _BIND.get(s.bind, str(s.bind)),
-                     arch.has_ftrace_entry(obj, s))
+                     s in patchable)
         for s in obj.symbols[1:] if s.is_func and s.section is not None)
     objects = tuple(
         ObjectInfo(s.name, s.section_name, s.size, _BIND.get(s.bind, str(s.bind)))

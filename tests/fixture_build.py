@@ -22,7 +22,7 @@ FIXTURES_DIR: Path = REPO_ROOT / "fixtures"
 INCLUDE_DIR: Path = FIXTURES_DIR / "include"
 MOCK_HEADER: Path = INCLUDE_DIR / "kernel_mock.h"
 
-CC = os.environ.get("KBUILDER_FIXTURE_CC", "gcc")
+CC = "gcc"
 
 KERNEL_CFLAGS: tuple[str, ...] = (
     "-O2",

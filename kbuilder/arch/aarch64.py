@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 from kbuilder.arch.base import Arch, SpecialSection
 
 if TYPE_CHECKING:
-    from kbuilder.elf.model import ElfObject, Symbol
+    from kbuilder.elf.model import ElfObject, Section
 
 EM_AARCH64 = 183
 
@@ -44,8 +44,6 @@ SPECIAL_SECTIONS = (
     SpecialSection("__dyndbg", None, None, "dynamic debug descriptors"),
 )
 
-# With CALL_OPS the recorded entry sits up to two NOPs before the symbol.
-_PFE_WINDOW = 8
 
 
 class AArch64(Arch):
@@ -59,22 +57,24 @@ class AArch64(Arch):
     ftrace_section = "__patchable_function_entries"
     capstone_arch = "CS_ARCH_ARM64"
     capstone_mode = "CS_MODE_ARM"
+    # With CALL_OPS the recorded entry sits two NOPs before the symbol.
+    ftrace_window = (-8, 1)
 
-    def has_ftrace_entry(self, obj: ElfObject, func: Symbol) -> bool:
-        """An entry of a `__patchable_function_entries` section points at the
-        function's first instructions."""
-        if func.section is None:
-            return False
+    def ftrace_sites(self, obj: ElfObject) -> dict[Section, list[int]]:
+        """Entries of the `__patchable_function_entries` sections."""
+        sites: dict[Section, list[int]] = {}
         for sec in obj.sections:
-            if sec.name != "__patchable_function_entries" or sec.rela is None:
+            if sec.type != 4 or sec.info_section is None:
                 continue
-            for reloc in sec.rela.relocs:
+            if sec.info_section.name != "__patchable_function_entries":
+                continue
+            for reloc in sec.relocs:
                 target = reloc.symbol
-                if target.section is func.section:
-                    place = target.value + reloc.addend
-                    if func.value - _PFE_WINDOW <= place <= func.value:
-                        return True
-        return False
+                if target.section is not None:
+                    sites.setdefault(target.section, []).append(target.value + reloc.addend)
+        for offsets in sites.values():
+            offsets.sort()
+        return sites
 
 
 ARCH = AArch64()

@@ -8,12 +8,13 @@ the machine.
 
 from __future__ import annotations
 
+from bisect import bisect_left
 from dataclasses import dataclass
 from functools import cached_property
 from typing import TYPE_CHECKING, Any, Mapping
 
 if TYPE_CHECKING:
-    from kbuilder.elf.model import ElfObject, Symbol
+    from kbuilder.elf.model import ElfObject, Section, Symbol
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,9 +57,29 @@ class Arch:
     def _special_by_name(self) -> dict[str, SpecialSection]:
         return {s.name: s for s in self.special_sections}
 
-    def has_ftrace_entry(self, obj: ElfObject, func: Symbol) -> bool:
-        """Whether ftrace can redirect `func`, i.e. livepatch can replace it."""
+    def ftrace_sites(self, obj: ElfObject) -> dict[Section, list[int]]:
+        """Offsets, per section, of the ftrace call sites the compiler emitted."""
         raise NotImplementedError
+
+    # How far after (x86) or before (arm64) a function's start its ftrace site may lie.
+    ftrace_window: tuple[int, int] = (0, 16)
+
+    def patchable_functions(self, obj: ElfObject) -> set[Symbol]:
+        """Functions ftrace can redirect, i.e. that livepatch can replace."""
+        sites = self.ftrace_sites(obj)
+        lo, hi = self.ftrace_window
+        found = set()
+        for sym in obj.symbols:
+            if sym.type == 2 and sym.section is not None:  # STT_FUNC
+                offsets = sites.get(sym.section)
+                if offsets:
+                    start = bisect_left(offsets, sym.value + lo)
+                    if start < len(offsets) and offsets[start] < sym.value + hi:
+                        found.add(sym)
+        return found
+
+    def has_ftrace_entry(self, obj: ElfObject, func: Symbol) -> bool:
+        return func in self.patchable_functions(obj)
 
     @cached_property
     def disassembler(self) -> Any:

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-from bisect import bisect_left
 from typing import TYPE_CHECKING
 
 from kbuilder.arch.base import Arch, SpecialSection
 
 if TYPE_CHECKING:
-    from kbuilder.elf.model import ElfObject, Symbol
+    from kbuilder.elf.model import ElfObject, Section
 
 EM_X86_64 = 62
 
@@ -63,8 +62,7 @@ SPECIAL_SECTIONS = (
     SpecialSection("__verbose", None, None, "dynamic debug descriptors (old name)"),
 )
 
-# The fentry call is the first instruction, or follows an ENDBR64 (IBT).
-_FENTRY_WINDOW = 16
+_FENTRY_RELOCS = frozenset({R_X86_64_NONE, R_X86_64_PC32, R_X86_64_PLT32})
 
 
 class X86_64(Arch):
@@ -79,27 +77,23 @@ class X86_64(Arch):
     ftrace_section = "__mcount_loc"
     capstone_arch = "CS_ARCH_X86"
     capstone_mode = "CS_MODE_64"
+    # The call is the first instruction, or follows an ENDBR64 (IBT); its
+    # relocation is one byte in.
+    ftrace_window = (1, 16)
 
-    def has_ftrace_entry(self, obj: ElfObject, func: Symbol) -> bool:
-        """A `call __fentry__` (R_X86_64_NONE/PC32/PLT32, as gcc -mfentry emits,
-        possibly NOPed by -mrecord-mcount) at the very start of the function."""
-        sec = func.section
-        if sec is None or sec.rela is None:
-            return False
-        relocs = sec.rela.relocs
-        offsets = [r.offset for r in relocs] if len(relocs) < 64 else None
-        start = func.value
-        if offsets is None:
-            # Relocations are in offset order as compilers emit them.
-            lo = bisect_left(relocs, start, key=lambda r: r.offset)
-        else:
-            lo = bisect_left(offsets, start)
-        for reloc in relocs[lo:]:
-            if reloc.offset >= start + _FENTRY_WINDOW:
-                break
-            if reloc.symbol.name == "__fentry__" and reloc.type in (R_X86_64_NONE, R_X86_64_PC32, R_X86_64_PLT32):
-                return True
-        return False
+    def ftrace_sites(self, obj: ElfObject) -> dict[Section, list[int]]:
+        """`call __fentry__` sites (gcc -mfentry; R_X86_64_NONE when
+        -mrecord-mcount left it as a NOP on old compilers)."""
+        sites: dict[Section, list[int]] = {}
+        for sec in obj.sections:
+            if sec.type != 4 or sec.info_section is None or not sec.info_section.flags & 0x4:
+                continue
+            for reloc in sec.relocs:
+                if reloc.symbol.name == "__fentry__" and reloc.type in _FENTRY_RELOCS:
+                    sites.setdefault(sec.info_section, []).append(reloc.offset)
+        for offsets in sites.values():
+            offsets.sort()
+        return sites
 
 
 ARCH = X86_64()
