@@ -60,6 +60,13 @@ class AArch64(Arch):
     # With CALL_OPS the recorded entry sits two NOPs before the symbol.
     ftrace_window = (-8, 1)
 
+    ftrace_section_writable = True
+
+    def is_line_number_load(self, old_mnemonic: str, old_ops: str, new_mnemonic: str, new_ops: str) -> bool:
+        """`mov w2, #imm`: the line argument of __warn_printk(file, line, ...)."""
+        return (old_mnemonic == new_mnemonic == "mov" and old_ops.startswith("w2, #")
+                and new_ops.startswith("w2, #"))
+
     def ftrace_sites(self, obj: ElfObject) -> dict[Section, list[int]]:
         """Entries of the `__patchable_function_entries` sections."""
         sites: dict[Section, list[int]] = {}

@@ -43,6 +43,9 @@ class Arch:
     special_sections: tuple[SpecialSection, ...] = ()
     # The section recording ftrace call sites.
     ftrace_section: str = "__mcount_loc"
+    # Absolute relocation types other than abs64 that can hold a function address.
+    extra_absolute_relocs: frozenset[int] = frozenset()
+    ftrace_section_writable: bool = False
     # capstone constants, by name: capstone is imported only when used.
     capstone_arch: str = ""
     capstone_mode: str = ""
@@ -81,6 +84,23 @@ class Arch:
     def has_ftrace_entry(self, obj: ElfObject, func: Symbol) -> bool:
         return func in self.patchable_functions(obj)
 
+    def pcrel_place_adjust(self, code_index: InstructionIndex | None, offset: int, rtype: int) -> int:
+        """What to add to a PC-relative relocation's addend to get the offset
+        it designates in the target section. On x86 the CPU adds the address
+        of the next instruction, and the addend compensates for the distance
+        from the relocated field to it."""
+        return 0
+
+    def ftrace_call_site(self, sec: Section, site: int) -> int:
+        """Offset of the instruction ftrace patches, given a recorded site;
+        also repairs the site if the compiler left it in an old form."""
+        return site
+
+    def is_line_number_load(self, old_mnemonic: str, old_ops: str, new_mnemonic: str, new_ops: str) -> bool:
+        """Whether two differing instructions only load a different immediate
+        into the register that carries a line number to a reporting call."""
+        return False
+
     @cached_property
     def disassembler(self) -> Any:
         import capstone
@@ -91,3 +111,21 @@ class Arch:
 
     def __repr__(self) -> str:
         return f"<Arch {self.name}>"
+
+
+class InstructionIndex:
+    """Instruction boundaries of one code section, decoded once with capstone."""
+
+    def __init__(self, arch: Arch, code: bytes) -> None:
+        self.starts: list[int] = []
+        self.ends: list[int] = []
+        for address, size, _, _ in arch.disassembler.disasm_lite(code, 0):
+            self.starts.append(address)
+            self.ends.append(address + size)
+
+    def end_of(self, offset: int) -> int | None:
+        """End of the instruction containing `offset`, if it decoded."""
+        i = bisect_left(self.starts, offset + 1) - 1
+        if i >= 0 and offset < self.ends[i]:
+            return self.ends[i]
+        return None

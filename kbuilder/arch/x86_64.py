@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from kbuilder.arch.base import Arch, SpecialSection
+from kbuilder.arch.base import Arch, InstructionIndex, SpecialSection
 
 if TYPE_CHECKING:
     from kbuilder.elf.model import ElfObject, Section
@@ -81,6 +81,38 @@ class X86_64(Arch):
     # relocation is one byte in.
     ftrace_window = (1, 16)
 
+    extra_absolute_relocs = frozenset({R_X86_64_32S, R_X86_64_32})
+
+    def ftrace_call_site(self, sec: Section, site: int) -> int:
+        """The site is the relocation of `call __fentry__`, one byte into the
+        call. A NOP left by old -mrecord-mcount builds (R_X86_64_NONE) is
+        turned back into the call the kernel's ftrace init expects."""
+        if sec.rela is not None:
+            for reloc in sec.rela.relocs:
+                if reloc.offset == site and reloc.type == R_X86_64_NONE:
+                    reloc.type = R_X86_64_PC32
+                    reloc.addend = -4
+                    sec.data = sec.data[:site - 1] + b"\xe8\0\0\0\0" + sec.data[site + 4:]
+                    break
+        return site - 1
+
+    def pcrel_place_adjust(self, code_index: InstructionIndex | None, offset: int, rtype: int) -> int:
+        if rtype not in self.pc_relative:
+            return 0
+        end = code_index.end_of(offset) if code_index is not None else None
+        # A 32-bit displacement that ends the instruction is the common case.
+        return (end - offset) if end is not None else 4
+
+    def is_line_number_load(self, old_mnemonic: str, old_ops: str, new_mnemonic: str, new_ops: str) -> bool:
+        """`mov $imm, %esi` / `%edx`: the line argument of (file, line, ...)
+        and of (file, line) calls (2nd and 3rd argument registers)."""
+        if old_mnemonic != "mov" or new_mnemonic != "mov":
+            return False
+        old_reg, _, old_imm = old_ops.partition(", ")
+        new_reg, _, new_imm = new_ops.partition(", ")
+        return (old_reg == new_reg and old_reg in ("esi", "edx", "ecx")
+                and _is_imm(old_imm) and _is_imm(new_imm))
+
     def ftrace_sites(self, obj: ElfObject) -> dict[Section, list[int]]:
         """`call __fentry__` sites (gcc -mfentry; R_X86_64_NONE when
         -mrecord-mcount left it as a NOP on old compilers)."""
@@ -97,3 +129,11 @@ class X86_64(Arch):
 
 
 ARCH = X86_64()
+
+
+def _is_imm(text: str) -> bool:
+    try:
+        int(text, 0)
+    except ValueError:
+        return False
+    return True

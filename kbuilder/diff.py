@@ -1,0 +1,168 @@
+"""`diff_objects`: the differ's stage driver, one stage per line.
+
+orig and patched are read into separate models; the stages record their
+findings in an ObjectPair; the output is assembled from the patched model.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+
+from kbuilder.arch import get_arch
+from kbuilder.compare.sections import compare_sections, mark_ignored_sections
+from kbuilder.compare.symbols import check_correlated_symbols, check_ftrace_entries, mark_symbol_status
+from kbuilder.correlate.bundle import bundle_symbols, find_children
+from kbuilder.correlate.match import correlate_sections, correlate_symbols
+from kbuilder.correlate.normalize import replace_section_symbols
+from kbuilder.correlate.statics import correlate_static_locals
+from kbuilder.elf import ElfObject, read_object
+from kbuilder.elf.constants import STB, STT
+from kbuilder.emit.klp import KlpResolver
+from kbuilder.emit.output import OutputFacts, build_output
+from kbuilder.emit.parent import ParentSymbols
+from kbuilder.errors import MismatchError
+from kbuilder.include.closure import (
+    include_callbacks, include_changed_functions, include_new_globals, include_standard_elements,
+)
+from kbuilder.include.special import SpecialSizes, regenerate_special_sections
+from kbuilder.include.verify import verify_patchability
+from kbuilder.pair import ObjectPair, ObjectView, Refusal, Status
+
+
+@dataclass(frozen=True, slots=True)
+class DiffOptions:
+    objname: str = "vmlinux"
+    parent: ParentSymbols | None = None
+    exports: dict[str, str] | None = None
+    struct_sizes: dict[str, int] = field(default_factory=dict)
+
+
+@dataclass(slots=True)
+class DiffResult:
+    orig: str
+    patched: str
+    arch: str
+    objname: str
+    source: str
+    status: str  # "patch" | "no-change" | "unpatchable"
+    changed: list[str]
+    new: list[str]
+    included_functions: list[str]
+    callbacks: list[str]
+    refusals: list[Refusal]
+    warnings: list[str]
+    notes: dict[str, str]
+    functions: list[dict[str, object]]
+    facts: OutputFacts | None
+    output: ElfObject | None
+    pair: ObjectPair | None = None
+
+
+def diff_files(orig_path: str | os.PathLike[str], patched_path: str | os.PathLike[str],
+               options: DiffOptions) -> DiffResult:
+    return diff_objects(read_object(orig_path), read_object(patched_path), options)
+
+
+def diff_objects(orig: ElfObject, patched: ElfObject, options: DiffOptions) -> DiffResult:
+    check_pair(orig, patched)
+    pair = ObjectPair(prepare_view(orig), prepare_view(patched))
+    pair.notes["__objname__"] = options.objname
+    correlate_sections(pair)
+    correlate_symbols(pair)
+    correlate_static_locals(pair)
+    mark_ignored_sections(pair)
+    compare_sections(pair)
+    mark_symbol_status(pair)
+    check_correlated_symbols(pair)
+    check_ftrace_entries(pair)
+    include_standard_elements(pair)
+    include_changed_functions(pair)
+    callbacks = include_callbacks(pair)
+    include_new_globals(pair)
+    regenerate_special_sections(pair, SpecialSizes(options.struct_sizes))
+    verify_patchability(pair)
+    return finish(pair, options, callbacks)
+
+
+def check_pair(orig: ElfObject, patched: ElfObject) -> None:
+    if orig.machine != patched.machine:
+        raise MismatchError(f"different architectures: {get_arch(orig.machine).name} and "
+                            f"{get_arch(patched.machine).name} ({patched.path})", path=orig.path)
+    a, b = source_name(orig), source_name(patched)
+    if a and b and a != b:
+        raise MismatchError(f"compiled from different source files: {a} and {b} ({patched.path})", path=orig.path)
+
+
+def source_name(obj: ElfObject) -> str:
+    return next((s.name for s in obj.symbols if s.type == STT.FILE), "")
+
+
+def prepare_view(obj: ElfObject) -> ObjectView:
+    arch = get_arch(obj.machine)
+    view = ObjectView(obj, arch)
+    view.bundled = bundle_symbols(obj)
+    view.parent, view.children = find_children(obj)
+    view.patchable = arch.patchable_functions(obj)
+    replace_section_symbols(view)
+    return view
+
+
+def finish(pair: ObjectPair, options: DiffOptions, callbacks: list) -> DiffResult:  # type: ignore[type-arg]
+    view = pair.patched
+    changed, new, included = [], [], []
+    for sym in view.obj.symbols[1:]:
+        if sym.type != STT.FUNC or sym.section is None or sym.section not in pair.included:
+            continue
+        included.append(sym.name)
+        if sym in view.parent and pair.status_of(view.parent[sym]) is not Status.SAME:
+            continue  # a piece of a changed function
+        status = pair.status_of(sym)
+        if status is Status.CHANGED:
+            changed.append(sym.name)
+        elif status is Status.NEW:
+            new.append(sym.name)
+    if pair.refusals:
+        state = "unpatchable"
+    elif not changed and not any(pair.status_of(s) is Status.NEW and s.bind != STB.LOCAL
+                                 for s in view.obj.symbols[1:] if s in pair.included) and not callbacks:
+        state = "no-change"
+    else:
+        state = "patch"
+    output = facts = None
+    functions: list[dict[str, object]] = []
+    if state == "patch":
+        resolver = KlpResolver(options.objname, options.parent, options.exports,
+                               _file_block(pair, options), pair.warnings)
+        functions = _patched_functions(pair, resolver, changed)
+        output, facts = build_output(pair, resolver)
+    return DiffResult(orig=pair.orig.path, patched=view.path, arch=pair.arch.name, objname=options.objname,
+                      source=source_name(pair.orig.obj), status=state, changed=changed, new=new,
+                      included_functions=included, callbacks=[s.name for s in callbacks],
+                      refusals=list(pair.refusals), warnings=list(pair.warnings),
+                      notes={k: v for k, v in pair.notes.items() if not k.startswith("__")},
+                      functions=functions, facts=facts, output=output, pair=pair)
+
+
+def _file_block(pair: ObjectPair, options: DiffOptions) -> tuple[int, int] | None:
+    parent = options.parent
+    if parent is None or not parent.has_files:
+        return None
+    source = source_name(pair.orig.obj)
+    locals_ = {s.name for s in pair.orig.obj.symbols
+               if s.bind == STB.LOCAL and s.type in (STT.FUNC, STT.OBJECT) and s.section is not None}
+    return parent.match_file_block(source, locals_)
+
+
+def _patched_functions(pair: ObjectPair, resolver: KlpResolver, changed: list[str]) -> list[dict[str, object]]:
+    """What each klp_func entry needs: the running kernel's name and sympos."""
+    out = []
+    for sym in pair.patched.obj.symbols[1:]:
+        if sym.type != STT.FUNC or sym.name not in changed or sym.section is None:
+            continue
+        orig = pair.twin.get(sym)
+        bind = orig.bind if orig is not None else sym.bind
+        sympos = resolver.decide(sym.name, STB.LOCAL).sympos if bind == STB.LOCAL else 0  # type: ignore[union-attr]
+        out.append({"name": sym.name, "objname": resolver.objname, "sympos": sympos,
+                    "old_size": getattr(orig, "size", 0), "new_size": sym.size})
+    return out

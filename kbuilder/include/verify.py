@@ -1,0 +1,55 @@
+"""Refuse what cannot be live-patched, with the reason a patch author needs."""
+
+from __future__ import annotations
+
+from kbuilder.elf.constants import SHF, SHT
+from kbuilder.elf.model import Section
+from kbuilder.pair import ObjectPair, Status
+
+# Existing data that may be included: only WARN_ONCE-style flags live there.
+_DATA_OK = (".data.unlikely", ".data..unlikely", ".data.once", ".data..once")
+_INIT_PREFIXES = (".init.", ".exit.", ".ref.", ".meminit.", ".devinit.", ".cpuinit.")
+
+
+def verify_patchability(pair: ObjectPair) -> None:
+    arch = pair.arch
+    for sec in pair.patched.obj.sections:
+        if sec in pair.ignored or sec.type in (SHT.SYMTAB, SHT.STRTAB, SHT.SYMTAB_SHNDX):
+            continue
+        status = pair.status_of(sec)
+        base = sec.info_section if sec.type == SHT.RELA else sec
+        if base is None:
+            continue
+        if sec.type == SHT.RELA and (base in pair.ignored or arch.special_section(base.name) is not None):
+            continue
+        if sec.type == SHT.RELA and pair.status_of(base) is not Status.SAME:
+            continue  # reported with its base
+        special = arch.special_section(base.name) is not None
+        if status is Status.CHANGED and sec not in pair.included and not special:
+            _refuse_unselected(pair, base)
+        elif sec.flags & SHF.GROUP and status is not Status.SAME and sec in pair.included:
+            pair.refuse("section-group", f"changed section {sec.name} is part of a section group (COMDAT)")
+        if sec in pair.included and status is not Status.NEW and sec.type != SHT.RELA and _is_data(sec):
+            if not sec.name.startswith(_DATA_OK) and not special:
+                pair.refuse("data-changed", f"data section {sec.name} selected for inclusion: the patch "
+                            "changes existing data, which cannot be live-patched (use a shadow variable or callback)")
+
+
+def _is_data(sec: Section) -> bool:
+    """Writable data the running kernel already uses. Read-only data may be
+    copied: the new code reads its copy, the old code the original."""
+    if sec.flags & SHF.EXECINSTR or sec.flags & SHF.STRINGS or not sec.flags & SHF.ALLOC:
+        return False
+    return sec.name.startswith((".data", ".bss"))
+
+
+def _refuse_unselected(pair: ObjectPair, sec: Section) -> None:
+    name = sec.name
+    if name.startswith(_INIT_PREFIXES):
+        pair.refuse("init-code", f"changed section {name} not selected for inclusion: __init code has "
+                    "already run and cannot be patched (use a pre-patch callback to redo its effect)")
+    elif _is_data(sec) or name.startswith((".data", ".bss", ".rodata")):
+        pair.refuse("data-changed", f"changed section {name} not selected for inclusion: existing data "
+                    "was changed (initialiser or contents); use a shadow variable or a callback")
+    else:
+        pair.refuse("unsupported-section", f"changed section {name} not selected for inclusion")
