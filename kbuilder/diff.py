@@ -10,13 +10,14 @@ import os
 from dataclasses import dataclass, field
 
 from kbuilder.arch import get_arch
+from kbuilder.compare.annotations import apply_ignore_annotations
 from kbuilder.compare.sections import compare_sections, mark_ignored_sections
 from kbuilder.compare.symbols import check_correlated_symbols, check_ftrace_entries, mark_symbol_status
 from kbuilder.correlate.bundle import bundle_symbols, find_children
 from kbuilder.correlate.match import correlate_sections, correlate_symbols
 from kbuilder.correlate.normalize import replace_section_symbols
 from kbuilder.correlate.statics import correlate_static_locals
-from kbuilder.elf import ElfObject, read_object
+from kbuilder.elf import ElfObject, Symbol, read_object
 from kbuilder.elf.constants import STB, STT
 from kbuilder.emit.klp import KlpResolver
 from kbuilder.emit.output import OutputFacts, build_output
@@ -50,6 +51,7 @@ class DiffResult:
     new: list[str]
     included_functions: list[str]
     callbacks: list[str]
+    ignored: list[str]
     refusals: list[Refusal]
     warnings: list[str]
     notes: dict[str, str]
@@ -74,6 +76,7 @@ def diff_objects(orig: ElfObject, patched: ElfObject, options: DiffOptions) -> D
     mark_ignored_sections(pair)
     compare_sections(pair)
     mark_symbol_status(pair)
+    ignored = apply_ignore_annotations(pair)
     check_correlated_symbols(pair)
     check_ftrace_entries(pair)
     include_standard_elements(pair)
@@ -82,7 +85,7 @@ def diff_objects(orig: ElfObject, patched: ElfObject, options: DiffOptions) -> D
     include_new_globals(pair)
     regenerate_special_sections(pair, SpecialSizes(options.struct_sizes))
     verify_patchability(pair)
-    return finish(pair, options, callbacks)
+    return finish(pair, options, callbacks, ignored)
 
 
 def check_pair(orig: ElfObject, patched: ElfObject) -> None:
@@ -108,7 +111,7 @@ def prepare_view(obj: ElfObject) -> ObjectView:
     return view
 
 
-def finish(pair: ObjectPair, options: DiffOptions, callbacks: list) -> DiffResult:  # type: ignore[type-arg]
+def finish(pair: ObjectPair, options: DiffOptions, callbacks: list[Symbol], ignored: list[str]) -> DiffResult:
     view = pair.patched
     changed, new, included = [], [], []
     for sym in view.obj.symbols[1:]:
@@ -138,7 +141,7 @@ def finish(pair: ObjectPair, options: DiffOptions, callbacks: list) -> DiffResul
         output, facts = build_output(pair, resolver)
     return DiffResult(orig=pair.orig.path, patched=view.path, arch=pair.arch.name, objname=options.objname,
                       source=source_name(pair.orig.obj), status=state, changed=changed, new=new,
-                      included_functions=included, callbacks=[s.name for s in callbacks],
+                      included_functions=included, callbacks=[s.name for s in callbacks], ignored=ignored,
                       refusals=list(pair.refusals), warnings=list(pair.warnings),
                       notes={k: v for k, v in pair.notes.items() if not k.startswith("__")},
                       functions=functions, facts=facts, output=output, pair=pair)

@@ -37,6 +37,10 @@ def reloc_key(arch: Arch, base: Section | None, reloc: Reloc) -> RelocKey:
     sym = reloc.symbol
     sec = sym.section
     if sec is not None:
+        if sec.name == ".altinstr_aux":
+            # Out-of-line alternative helpers: where in them a reference lands
+            # moves with unrelated edits and is not part of the function.
+            return (reloc.offset, reloc.type, ".altinstr_aux")
         if is_string_section(sec):
             text = string_at(sec, target_place(arch, base, reloc))
             if text is not None:

@@ -71,8 +71,9 @@ def regenerate_special_sections(pair: ObjectPair, sizes: SpecialSizes) -> None:
 
 
 def _layout_fits(sec: Section, size: int) -> bool:
-    """Every entry has relocations at the same places (the last entry may be
-    cut short, as when a table's tail padding is missing)."""
+    """Every entry is relocated, always at the same few places (an entry may
+    leave a field unrelocated, e.g. an empty alternative; the last entry may
+    be cut short, as when a table's tail padding is missing)."""
     assert sec.rela is not None
     per_entry: dict[int, list[int]] = {}
     for reloc in sec.rela.relocs:
@@ -82,8 +83,8 @@ def _layout_fits(sec: Section, size: int) -> bool:
     count = -(-sec.size // size)
     if len(per_entry) != count:
         return False
-    shapes = {tuple(sorted(v)) for v in per_entry.values()}
-    return len(shapes) == 1
+    places = {p for v in per_entry.values() for p in v}
+    return len(places) <= max(len(v) for v in per_entry.values())
 
 
 def _entry_size(pair: ObjectPair, sec: Section, configured: int | None) -> int | None:
