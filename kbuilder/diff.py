@@ -17,7 +17,7 @@ from kbuilder.correlate.bundle import bundle_symbols, find_children
 from kbuilder.correlate.match import correlate_sections, correlate_symbols
 from kbuilder.correlate.normalize import replace_section_symbols
 from kbuilder.correlate.statics import correlate_static_locals
-from kbuilder.elf import ElfObject, Symbol, read_object
+from kbuilder.elf import ElfObject, Section, Symbol, read_object
 from kbuilder.elf.constants import STB, STT
 from kbuilder.emit.klp import KlpResolver
 from kbuilder.emit.output import OutputFacts, build_output
@@ -37,6 +37,7 @@ class DiffOptions:
     parent: ParentSymbols | None = None
     exports: dict[str, str] | None = None
     struct_sizes: dict[str, int] = field(default_factory=dict)
+    explain: bool = False
 
 
 @dataclass(slots=True)
@@ -56,6 +57,7 @@ class DiffResult:
     warnings: list[str]
     notes: dict[str, str]
     functions: list[dict[str, object]]
+    explanations: dict[str, list[str]]
     facts: OutputFacts | None
     output: ElfObject | None
     pair: ObjectPair | None = None
@@ -134,6 +136,7 @@ def finish(pair: ObjectPair, options: DiffOptions, callbacks: list[Symbol], igno
         state = "patch"
     output = facts = None
     functions: list[dict[str, object]] = []
+    explanations = _explain(pair, changed) if options.explain else {}
     if state == "patch":
         resolver = KlpResolver(options.objname, options.parent, options.exports,
                                _file_block(pair, options), pair.warnings)
@@ -144,7 +147,19 @@ def finish(pair: ObjectPair, options: DiffOptions, callbacks: list[Symbol], igno
                       included_functions=included, callbacks=[s.name for s in callbacks], ignored=ignored,
                       refusals=list(pair.refusals), warnings=list(pair.warnings),
                       notes={k: v for k, v in pair.notes.items() if not k.startswith("__")},
-                      functions=functions, facts=facts, output=output, pair=pair)
+                      functions=functions, explanations=explanations, facts=facts, output=output, pair=pair)
+
+
+def _explain(pair: ObjectPair, changed: list[str]) -> dict[str, list[str]]:
+    """Before the output stage touches the patched sections."""
+    from kbuilder.compare.explain import explain_change
+
+    found = {}
+    for sym in pair.patched.obj.symbols:
+        if sym.type == STT.FUNC and sym.name in changed and sym.section is not None:
+            twin = pair.twin.get(sym.section)
+            found[sym.name] = explain_change(pair.arch, twin if isinstance(twin, Section) else None, sym.section)
+    return found
 
 
 def _file_block(pair: ObjectPair, options: DiffOptions) -> tuple[int, int] | None:

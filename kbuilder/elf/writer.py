@@ -11,12 +11,12 @@ from __future__ import annotations
 
 import os
 import struct
-import tempfile
 
 from kbuilder.elf.constants import (
     EHDR, ELFCLASS64, ELFDATA2LSB, ELFMAG, ET, EV_CURRENT, RELA, SHDR, SHN, SHT, STB, SYM, STT,
 )
-from kbuilder.elf.model import ElfModelError, ElfObject, Section, Symbol
+from kbuilder.elf.model import ElfModelError, ElfObject, Section
+from kbuilder.util.files import atomic_write
 
 _U32 = struct.Struct("<I")
 
@@ -114,21 +114,8 @@ def serialize(obj: ElfObject) -> bytes:
 
 
 def write_object(obj: ElfObject, path: str | os.PathLike[str]) -> None:
-    """Write atomically: a temporary file in the same directory, then rename,
-    so a failure never leaves a half-written object under `path`."""
-    blob = serialize(obj)
-    path = os.fspath(path)
-    directory = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(prefix=".kbuilder-", suffix=".o.tmp", dir=directory)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(blob)
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    """Write atomically, so a failure never leaves a half-written object."""
+    atomic_write(path, serialize(obj))
 
 
 class _SymtabBlobs:

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from kbuilder.elf.constants import SHF, SHT
-from kbuilder.elf.model import Section
+from kbuilder.compare.relocs import reloc_key
+from kbuilder.elf.model import Section, Symbol
 from kbuilder.pair import ObjectPair, Status
 
 # Existing data that may be included: only WARN_ONCE-style flags live there.
@@ -45,11 +46,38 @@ def _is_data(sec: Section) -> bool:
 
 def _refuse_unselected(pair: ObjectPair, sec: Section) -> None:
     name = sec.name
+    funcs = _changed_functions_in(pair, sec)
+    where = f" (in {', '.join(funcs)})" if funcs else ""
     if name.startswith(_INIT_PREFIXES):
-        pair.refuse("init-code", f"changed section {name} not selected for inclusion: __init code has "
+        pair.refuse("init-code", f"changed section {name} not selected for inclusion{where}: __init code has "
                     "already run and cannot be patched (use a pre-patch callback to redo its effect)")
     elif _is_data(sec) or name.startswith((".data", ".bss", ".rodata")):
         pair.refuse("data-changed", f"changed section {name} not selected for inclusion: existing data "
                     "was changed (initialiser or contents); use a shadow variable or a callback")
     else:
-        pair.refuse("unsupported-section", f"changed section {name} not selected for inclusion")
+        pair.refuse("unsupported-section", f"changed section {name} not selected for inclusion{where}")
+
+
+def _changed_functions_in(pair: ObjectPair, sec: Section) -> list[str]:
+    """Functions of a shared section whose bytes or relocations differ."""
+    osec = pair.twin.get(sec)
+    if not isinstance(osec, Section):
+        return []
+    found = []
+    orig_funcs = {s.name: s for s in pair.orig.obj.symbols_in(osec) if s.type == 2}
+    for psym in pair.patched.obj.symbols_in(sec):
+        osym = orig_funcs.get(psym.name)
+        if psym.type != 2:
+            continue
+        if osym is None or osym.size != psym.size or \
+                osec.data[osym.value:osym.value + osym.size] != sec.data[psym.value:psym.value + psym.size] or \
+                _reloc_keys_in(pair, osec, osym) != _reloc_keys_in(pair, sec, psym):
+            found.append(psym.name)
+    return found
+
+
+def _reloc_keys_in(pair: ObjectPair, sec: Section, func: Symbol) -> list[tuple[object, ...]]:
+    if sec.rela is None:
+        return []
+    return [(r.offset - func.value,) + reloc_key(pair.arch, sec, r)[1:] for r in sec.rela.relocs
+            if func.value <= r.offset < func.value + func.size]
