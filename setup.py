@@ -4,7 +4,10 @@ from setuptools import Extension, setup
 
 setup(
     ext_modules=cythonize(
-        [Extension("kbuilder.elf._tables", ["kbuilder/elf/_tables.pyx"])],
+        [
+            Extension("kbuilder.elf._tables", ["kbuilder/elf/_tables.pyx"]),
+            Extension("kbuilder.compare._fastcmp", ["kbuilder/compare/_fastcmp.pyx"]),
+        ],
         compiler_directives={"language_level": "3", "boundscheck": False, "wraparound": False},
     ),
 )

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from kbuilder.arch import Arch
 from kbuilder.correlate.names import correlation_key, is_mergeable_constant_section, is_string_section
+from kbuilder.compare.fastcmp import next_suspect
 from kbuilder.elf.model import Reloc, Section
 
 RelocKey = tuple[object, ...]
@@ -55,3 +56,19 @@ def reloc_key(arch: Arch, base: Section | None, reloc: Reloc) -> RelocKey:
 def reloc_keys(arch: Arch, rsec: Section) -> list[RelocKey]:
     base = rsec.info_section
     return [reloc_key(arch, base, r) for r in rsec.relocs]
+
+
+def relocs_equal(arch: Arch, orsec: Section, prsec: Section) -> bool:
+    """Whether two relocation sections mean the same references, pair by
+    pair. The compiled walker skips plainly equal pairs; the rest are
+    compared by meaning."""
+    a, b = orsec.relocs, prsec.relocs
+    if len(a) != len(b):
+        return False
+    obase, pbase = orsec.info_section, prsec.info_section
+    i = next_suspect(a, b, 0)
+    while i >= 0:
+        if reloc_key(arch, obase, a[i]) != reloc_key(arch, pbase, b[i]):
+            return False
+        i = next_suspect(a, b, i + 1)
+    return True

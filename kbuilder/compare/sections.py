@@ -7,7 +7,7 @@ relocation section makes its base section changed.
 from __future__ import annotations
 
 from kbuilder.compare.lines import only_line_numbers_changed
-from kbuilder.compare.relocs import reloc_keys
+from kbuilder.compare.relocs import relocs_equal
 from kbuilder.elf.constants import SHF, SHT
 from kbuilder.elf.model import Section
 from kbuilder.pair import ObjectPair, Status
@@ -69,9 +69,7 @@ def _content_changed(pair: ObjectPair, osec: Section, psec: Section) -> bool:
     if (osec.rela is None) != (psec.rela is None):
         return True
     if osec.rela is not None and psec.rela is not None:
-        if len(osec.rela.relocs) != len(psec.rela.relocs):
-            return True
-        if reloc_keys(pair.orig.arch, osec.rela) != reloc_keys(pair.arch, psec.rela):
+        if not relocs_equal(pair.arch, osec.rela, psec.rela):
             return True
     if psec.type == SHT.NOBITS or osec.data == psec.data:
         return False

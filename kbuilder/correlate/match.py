@@ -68,7 +68,7 @@ def _correlate_groups(pair: ObjectPair) -> None:
 
 
 def _skip_symbol(sym: Symbol) -> bool:
-    if sym.type == STT.SECTION or not sym.name:
+    if sym.type == 3 or not sym.name:  # STT_SECTION: paired with their sections
         return True
     return (is_local_label(sym) or is_arm_mapping_symbol(sym) or is_special_static(sym)
             or is_normal_static_local(sym))

@@ -50,32 +50,34 @@ def correlation_key(name: str) -> str:
     return _DOT_DIGITS.sub("", name)
 
 
+_INFIX_RE = re.compile("|".join(re.escape(i) for i in _SPECIAL_STATIC_INFIXES))
+# Bundled special statics: .bss.__key.123, .data._rs.45, .rodata.__func__.6
+_BUNDLED_SPECIAL_RE = re.compile(r"(?:\.bss|\.data|\.rodata|\.data\.rel\.local|\.data\.rel)\.(?:"
+                                 + "|".join(re.escape(p) for p in _SPECIAL_STATIC_PREFIXES) + ")")
+_SECTION, _OBJECT = int(STT.SECTION), int(STT.OBJECT)
+
+
 def is_special_static(sym: Symbol) -> bool:
-    if sym.type == STT.SECTION:
-        sec = sym.section
-        return sec is not None and _is_special_static_section(sec)
-    if sym.type != STT.OBJECT or sym.bind != 0:
-        return sym.section is not None and sym.type == STT.OBJECT and _is_special_static_section(sym.section)
-    name = sym.name
-    if name.startswith(_SPECIAL_STATIC_PREFIXES) or any(i in name for i in _SPECIAL_STATIC_INFIXES):
-        return True
+    kind = sym.type
+    if kind == _SECTION:
+        return sym.section is not None and _is_special_static_section(sym.section)
+    if kind != _OBJECT:
+        return False
+    if sym.bind == 0:
+        name = sym.name
+        if name.startswith(_SPECIAL_STATIC_PREFIXES) or ("." in name and _INFIX_RE.search(name)):
+            return True
     return sym.section is not None and _is_special_static_section(sym.section)
 
 
 def _is_special_static_section(sec: Section) -> bool:
     name = sec.name
-    if name.startswith(_SPECIAL_STATIC_SECTIONS):
-        return True
-    # Bundled special statics: .bss.__key.123, .data._rs.45, .rodata.__func__.6
-    for prefix in (".bss.", ".data.", ".rodata.", ".data.rel.local.", ".data.rel."):
-        if name.startswith(prefix) and name[len(prefix):].startswith(_SPECIAL_STATIC_PREFIXES):
-            return True
-    return False
+    return name.startswith(_SPECIAL_STATIC_SECTIONS) or _BUNDLED_SPECIAL_RE.match(name) is not None
 
 
 def is_normal_static_local(sym: Symbol) -> bool:
     """A function-scope `static` variable: gcc names it `<name>.<N>`."""
-    return (sym.type == STT.OBJECT and sym.bind == 0 and "." in sym.name
+    return (sym.type == _OBJECT and sym.bind == 0 and "." in sym.name
             and not sym.name.startswith(".L") and not is_special_static(sym))
 
 
@@ -94,7 +96,7 @@ def is_mergeable_constant_section(sec: Section) -> bool:
 
 def is_local_label(sym: Symbol) -> bool:
     """Assembler-local labels kept in the symbol table (`.LC0`, `.L__unnamed_1`)."""
-    return sym.type == STT.NOTYPE and sym.name.startswith(".L")
+    return sym.type == 0 and sym.name.startswith(".L")
 
 
 def is_arm_mapping_symbol(sym: Symbol) -> bool:

@@ -12,6 +12,7 @@ from __future__ import annotations
 from bisect import bisect_right
 
 from kbuilder.arch.base import InstructionIndex
+from kbuilder.compare.fastcmp import retarget_bundled
 from kbuilder.correlate.names import is_mergeable_constant_section, is_string_section
 from kbuilder.elf.constants import SHT, STT
 from kbuilder.elf.model import Section, Symbol
@@ -31,17 +32,10 @@ def replace_section_symbols(view: ObjectView) -> None:
         if rsec.type != SHT.RELA or rsec.name.startswith(".rela.debug"):
             continue
         base = rsec.info_section
-        for reloc in rsec.relocs:
-            sym = reloc.symbol
-            if sym.type != STT.SECTION:
-                continue
-            target_sec = sym.section
+        for i in retarget_bundled(rsec.relocs, view.bundled):
+            reloc = rsec.relocs[i]
+            target_sec = reloc.symbol.section
             if target_sec is None or target_sec.name.startswith(_KEEP_SECTION_RELATIVE):
-                continue
-            owner = view.bundled.get(target_sec)
-            if owner is not None:
-                reloc.symbol = owner
-                reloc.addend -= owner.value
                 continue
             if is_string_section(target_sec) or is_mergeable_constant_section(target_sec):
                 continue  # compared by content
