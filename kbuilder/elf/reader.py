@@ -97,9 +97,9 @@ class _Parser:
         (_, e_type, e_machine, _, _, _, e_shoff, e_flags, _, _, _, e_shentsize, e_shnum,
          e_shstrndx) = EHDR.unpack_from(d)
         if e_type != ET.REL:
-            kind = {ET.EXEC: "an executable", ET.DYN: "a shared object or PIE",
-                    ET.CORE: "a core dump"}.get(e_type, f"type {e_type}")
-            raise self.fail(f"not a relocatable object (ELF {kind})")
+            kind = {ET.EXEC: "an executable", ET.DYN: "a shared object or PIE executable",
+                    ET.CORE: "a core dump"}.get(e_type, f"an ELF file of type {e_type}")
+            raise self.fail(f"not a relocatable object: this is {kind}")
         if find_arch(e_machine) is None:
             raise self.fail(f"unsupported machine {e_machine} (supported: x86_64, aarch64)")
         if e_shoff == 0:
