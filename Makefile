@@ -27,7 +27,7 @@ PYTEST_ARGS ?=
 
 # Inputs of `pip install -e`: a change to any of them reinstalls (and so
 # rebuilds the Cython extension).
-INSTALL_INPUTS := pyproject.toml setup.py kbuilder/elf/_tables.pyx
+INSTALL_INPUTS := pyproject.toml setup.py $(wildcard kbuilder/*/*.pyx)
 
 .PHONY: help deps venv test demo bench clean distclean
 

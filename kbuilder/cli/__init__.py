@@ -52,11 +52,13 @@ def main(debug: bool) -> None:
 
 
 def _register() -> None:
+    from kbuilder.cli import build as build_cmd
     from kbuilder.cli import diff as diff_cmd
     from kbuilder.cli import inspect as inspect_cmd
 
     main.add_command(inspect_cmd.inspect)
     main.add_command(diff_cmd.diff)
+    main.add_command(build_cmd.build)
 
 
 _register()

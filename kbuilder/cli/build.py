@@ -1,0 +1,51 @@
+"""`kbuild build`: kernel tree + source patches -> verified livepatch module."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import click
+
+
+@click.command()
+@click.argument("patches", nargs=-1, required=True, type=click.Path(dir_okay=False))
+@click.option("--source", required=True, type=click.Path(file_okay=False), help="Kernel source tree (never modified).")
+@click.option("--config", type=click.Path(dir_okay=False), help="Kernel config of the target (default: SOURCE/.config).")
+@click.option("--vmlinux", type=click.Path(dir_okay=False), help="The target kernel's vmlinux (symbols, compiler).")
+@click.option("-j", "--jobs", type=int, default=0, help="Parallel jobs (default: all cores).")
+@click.option("--name", help="Module name (default: livepatch-<patch name>).")
+@click.option("-o", "--output", type=click.Path(file_okay=False), default=".", show_default=True,
+              help="Directory for NAME.ko and NAME.json.")
+@click.option("--no-replace", is_flag=True, help="Stack on earlier patches instead of replacing them.")
+@click.option("--json", "json_path", type=click.Path(dir_okay=False), help="Also write the report here.")
+def build(patches: tuple[str, ...], source: str, config: str | None, vmlinux: str | None, jobs: int,
+          name: str | None, output: str, no_replace: bool, json_path: str | None) -> None:
+    """Build a livepatch module from PATCHES against the kernel in --source.
+
+    Exit status: 0 built and verified, 2 a change cannot be live-patched,
+    3 the patches change nothing, 1 error.
+    """
+    from kbuilder.build import BuildOptions, build_livepatch
+    from kbuilder.util.files import atomic_write
+
+    quiet = json_path is not None or not sys.stderr.isatty()
+
+    def progress(message: str) -> None:
+        if not quiet:
+            click.echo(f"kbuild: {message}", err=True)
+
+    opts = BuildOptions(source=Path(source), patches=tuple(Path(p) for p in patches),
+                        config=Path(config) if config else None, vmlinux=Path(vmlinux) if vmlinux else None,
+                        jobs=jobs, name=name, output=Path(output), replace=not no_replace)
+    result = build_livepatch(opts, progress)
+    if json_path:
+        atomic_write(json_path, (json.dumps(result.report, indent=2, sort_keys=True) + "\n").encode())
+    for fn in result.report["functions"]:
+        pos = f",{fn['sympos']}" if fn["sympos"] else ""
+        click.echo(f"replaces {fn['object']}:{fn['name']}{pos}  ({fn['source']})")
+    click.echo(f"built {result.module} ({result.report['livepatch_relocations']} livepatch relocations), "
+               f"report {result.report_path}")
+    stages = ", ".join(f"{k} {v:.1f}s" for k, v in result.timings.items())
+    click.echo(f"stages: {stages}", err=True)

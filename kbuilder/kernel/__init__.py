@@ -1,0 +1,1 @@
+"""Everything that drives a kernel tree: toolchain seam, builds, patches, VMs."""
