@@ -16,7 +16,7 @@ from typing import Any, Callable
 
 from kbuilder import __version__
 from kbuilder.diff import DiffOptions, diff_files
-from kbuilder.elf import read_object, serialize
+from kbuilder.elf import ElfObject, read_object, serialize
 from kbuilder.elf.symbols import read_symbol_table
 from kbuilder.emit.parent import ParentSymbols, read_symvers
 from kbuilder.errors import InputError, NoChangeError, UnpatchableError
@@ -202,9 +202,22 @@ def plan_module(name: str, opts: BuildOptions, reports: list[dict[str, Any]]) ->
         if report["status"] != "patch":
             continue
         out = parse_object(report["output_bytes"], report["rel"])
+        _unprefix_import_namespaces(out)
         add_aliases(spec, out, report["functions"], report["objname"], report["rel"])
         outputs.append((f"kbuilder-{i}-{Path(report['rel']).stem}.o", out))
     return spec, outputs
+
+
+def _unprefix_import_namespaces(out: ElfObject) -> None:
+    """Tags of built-in code carry its module name (`proc.import_ns=X`); in
+    the patch module they are the module's own (`import_ns=X`)."""
+    modinfo = out.find_section(".modinfo")
+    if modinfo is None:
+        return
+    tags = [t.split(b".", 1)[1] if b".import_ns=" in t.split(b"=", 1)[0] + b"=" else t
+            for t in modinfo.data.split(b"\0") if t]
+    modinfo.data = b"".join(t + b"\0" for t in tags)
+    modinfo.size = len(modinfo.data)
 
 
 def _symbol_tables(orig: KernelBuild, vmlinux: Path | None, spec: ModuleSpec) -> dict[str, list]:  # type: ignore[type-arg]

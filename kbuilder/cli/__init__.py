@@ -19,7 +19,8 @@ from kbuilder.errors import EXIT_ERROR, EXIT_USAGE, KbuilderError
 class _Group(click.Group):
     def main(self, *args: Any, **kwargs: Any) -> Any:
         kwargs["standalone_mode"] = False
-        debug = "--debug" in sys.argv[1:]
+        given = kwargs.get("args", args[0] if args else None)
+        debug = "--debug" in (sys.argv[1:] if given is None else list(given))
         try:
             rc = super().main(*args, **kwargs)
         except click.exceptions.Exit as exc:

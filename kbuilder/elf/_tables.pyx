@@ -30,17 +30,31 @@ cdef inline uint16_t _u16(const uint8_t *p) noexcept nogil:
     return v
 
 
-def decode_symbols(const uint8_t[::1] buf, Py_ssize_t off, Py_ssize_t count,
-                   Py_ssize_t stroff, Py_ssize_t strsize):
+cdef Py_ssize_t _index(object value) except -2:
+    if value < 0 or value > 0x7FFFFFFFFFFFFFF0:
+        return -1  # rejected by _fits
+    return value
+
+
+cdef inline bint _fits(Py_ssize_t size, Py_ssize_t off, Py_ssize_t count, Py_ssize_t item) noexcept:
+    """off + count * item <= size, without overflowing."""
+    return 0 <= off <= size and 0 <= count and count <= (size - off) // item
+
+
+def decode_symbols(const uint8_t[::1] buf, object off_, object count_, object stroff_, object strsize_):
+    # Offsets come straight from the file: anything out of range is a
+    # ValueError, never an overflow.
+    cdef Py_ssize_t off, count, stroff, strsize
+    off, count, stroff, strsize = _index(off_), _index(count_), _index(stroff_), _index(strsize_)
     cdef Py_ssize_t i
     cdef const uint8_t *p
     cdef const uint8_t *start
     cdef const uint8_t *stop
     cdef uint32_t name_off
     cdef list out = []
-    if off < 0 or count < 0 or off + 24 * count > buf.shape[0]:
+    if not _fits(buf.shape[0], off, count, 24):
         raise ValueError("symbol table outside the file")
-    if stroff < 0 or strsize < 0 or stroff + strsize > buf.shape[0]:
+    if not _fits(buf.shape[0], stroff, strsize, 1):
         raise ValueError("string table outside the file")
     for i in range(count):
         p = &buf[0] + off + 24 * i
@@ -56,12 +70,13 @@ def decode_symbols(const uint8_t[::1] buf, Py_ssize_t off, Py_ssize_t count,
     return out
 
 
-def decode_relas(const uint8_t[::1] buf, Py_ssize_t off, Py_ssize_t count):
+def decode_relas(const uint8_t[::1] buf, object off_, object count_):
+    cdef Py_ssize_t off = _index(off_), count = _index(count_)
     cdef Py_ssize_t i
     cdef const uint8_t *p
     cdef uint64_t info
     cdef list out = []
-    if off < 0 or count < 0 or off + 24 * count > buf.shape[0]:
+    if not _fits(buf.shape[0], off, count, 24):
         raise ValueError("relocation table outside the file")
     for i in range(count):
         p = &buf[0] + off + 24 * i
@@ -70,15 +85,16 @@ def decode_relas(const uint8_t[::1] buf, Py_ssize_t off, Py_ssize_t count):
     return out
 
 
-def build_relocs(const uint8_t[::1] buf, Py_ssize_t off, Py_ssize_t count, list symbols, factory):
+def build_relocs(const uint8_t[::1] buf, object off_, object count_, list symbols, factory):
     """Like decode_relas, but returns factory(offset, type, symbols[index], addend)
     for each record: building the model objects here saves a Python-level loop
     over every relocation. Raises IndexError(offset) for a bad symbol index."""
     cdef Py_ssize_t i, nsym = len(symbols)
+    cdef Py_ssize_t off = _index(off_), count = _index(count_)
     cdef const uint8_t *p
     cdef uint64_t info, symidx
     cdef list out = []
-    if off < 0 or count < 0 or off + 24 * count > buf.shape[0]:
+    if not _fits(buf.shape[0], off, count, 24):
         raise ValueError("relocation table outside the file")
     for i in range(count):
         p = &buf[0] + off + 24 * i

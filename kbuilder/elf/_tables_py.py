@@ -12,13 +12,17 @@ _SYM = struct.Struct("<IBBHQQ")
 _RELA = struct.Struct("<QQq")
 
 
+def _fits(size: int, off: int, count: int, item: int) -> bool:
+    return 0 <= off <= size and 0 <= count and count * item <= size - off
+
+
 def decode_symbols(buf: bytes, off: int, count: int, stroff: int, strsize: int
                    ) -> list[tuple[str, int, int, int, int, int]]:
     """Decode `count` Elf64_Sym records at `off`; names from the string table
     at [stroff, stroff+strsize). Returns (name, info, other, shndx, value, size)."""
-    if off < 0 or count < 0 or off + 24 * count > len(buf):
+    if not _fits(len(buf), off, count, 24):
         raise ValueError("symbol table outside the file")
-    if stroff < 0 or strsize < 0 or stroff + strsize > len(buf):
+    if not _fits(len(buf), stroff, strsize, 1):
         raise ValueError("string table outside the file")
     out = []
     end = stroff + strsize
@@ -35,7 +39,7 @@ def decode_symbols(buf: bytes, off: int, count: int, stroff: int, strsize: int
 
 def decode_relas(buf: bytes, off: int, count: int) -> list[tuple[int, int, int, int]]:
     """Decode `count` Elf64_Rela records: (offset, symbol index, type, addend)."""
-    if off < 0 or count < 0 or off + 24 * count > len(buf):
+    if not _fits(len(buf), off, count, 24):
         raise ValueError("relocation table outside the file")
     return [(r_off, info >> 32, info & 0xFFFFFFFF, addend)
             for r_off, info, addend in _RELA.iter_unpack(buf[off:off + 24 * count])]

@@ -258,10 +258,14 @@ class ElfObject:
                 continue
             if other.link is not None and id(other.link) in doomed:
                 raise ElfModelError(f"section {sec.name} is linked from {other.name}")
+            if other.type == SHT.GROUP and other.signature is not None and id(other.signature) in dead_syms:
+                raise ElfModelError(f"section {sec.name} holds the signature of group {other.name}")
+        # Every check passed: only now change anything.
+        for other in self.sections:
             if other.type == SHT.GROUP:
                 other.members = [m for m in other.members if id(m) not in doomed]
-                if other.signature is not None and id(other.signature) in dead_syms:
-                    raise ElfModelError(f"section {sec.name} holds the signature of group {other.name}")
+        if sec.type == SHT.RELA and sec.info_section is not None and sec.info_section.rela is sec:
+            sec.info_section.rela = None
         self.sections = [s for s in self.sections if id(s) not in doomed]
         self.symbols = [s for s in self.symbols if id(s) not in dead_syms]
         self.invalidate()

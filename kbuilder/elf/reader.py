@@ -22,6 +22,9 @@ from kbuilder.elf.constants import (
 from kbuilder.elf.model import ElfObject, Reloc, Section, Symbol
 from kbuilder.errors import ElfFormatError
 
+# No kernel object aligns a section beyond a huge page; larger is corruption.
+MAX_ALIGN = 1 << 30
+
 # Section types whose sh_link names another section.
 _LINKS_SECTION = {SHT.RELA, SHT.REL, SHT.SYMTAB, SHT.DYNSYM, SHT.GROUP, SHT.SYMTAB_SHNDX, SHT.HASH}
 
@@ -125,7 +128,9 @@ class _Parser:
             raise self.fail(f"section name table index {shstrndx} out of range")
         ehdr["shstrndx"] = shstrndx
         for i, hdr in enumerate(raw[1:], 1):
-            sh_type, sh_offset, sh_size = hdr[1], hdr[4], hdr[5]
+            sh_type, sh_offset, sh_size, sh_addralign = hdr[1], hdr[4], hdr[5], hdr[8]
+            if sh_addralign & (sh_addralign - 1) or sh_addralign > MAX_ALIGN:
+                raise self.fail(f"section {i}: invalid alignment {sh_addralign}")
             if sh_type != SHT.NOBITS and sh_offset + sh_size > len(d):
                 raise self.fail(f"truncated: section {i} (0x{sh_offset:x}+0x{sh_size:x}) "
                                 f"is past the end of the file ({len(d)} bytes)")

@@ -47,6 +47,9 @@ def read_symbol_table(path: str | os.PathLike[str]) -> list[SymbolEntry]:
             if not 0 < hdr[6] < shnum:
                 raise ElfFormatError("symbol table has no string table", path=path)
             strtab = headers[hdr[6]]
+            for what, h in (("symbol table", hdr), ("its string table", strtab)):
+                if h[4] > len(data) or h[5] > len(data) - h[4]:
+                    raise ElfFormatError(f"{what} is outside the file (truncated or corrupt)", path=path)
             try:
                 decoded = tables.decode_symbols(data, hdr[4], hdr[5] // SYM.size, strtab[4], strtab[5])
             except ValueError as exc:

@@ -16,6 +16,7 @@ from kbuilder.elf.constants import (
     EHDR, ELFCLASS64, ELFDATA2LSB, ELFMAG, ET, EV_CURRENT, RELA, SHDR, SHN, SHT, STB, SYM, STT,
 )
 from kbuilder.elf.model import ElfModelError, ElfObject, Section
+from kbuilder.elf.reader import MAX_ALIGN
 from kbuilder.util.files import atomic_write
 
 _U32 = struct.Struct("<I")
@@ -68,10 +69,12 @@ def serialize(obj: ElfObject) -> bytes:
             sec.data, sec.size, sec.entsize = shndx_data, len(shndx_data), 4
         elif sec.type == SHT.RELA:
             blob = b"".join(RELA.pack(r.offset, (r.symbol.index << 32) | r.type, r.addend) for r in sec.relocs)
-            sec.data, sec.size = blob, len(blob)
+            sec.data, sec.size, sec.entsize = blob, len(blob), RELA.size
+            sec.addralign = max(sec.addralign, 8)
         elif sec.type == SHT.GROUP:
             blob = _U32.pack(sec.group_flags) + b"".join(_U32.pack(m.index) for m in sec.members)
-            sec.data, sec.size = blob, len(blob)
+            sec.data, sec.size, sec.entsize = blob, len(blob), 4
+            sec.addralign = max(sec.addralign, 4)
     if symtab is not None and symtab.link is not None:
         strtab = symtab.link
         strtab.data = bytes(symtab_data.names.blob)
@@ -93,6 +96,8 @@ def serialize(obj: ElfObject) -> bytes:
         if len(sec.data) != sec.size:
             raise ElfModelError(f"section {sec.name}: {len(sec.data)} bytes of data but sh_size {sec.size}")
         align = max(sec.addralign, 1)
+        if align & (align - 1) or align > MAX_ALIGN:
+            raise ElfModelError(f"section {sec.name}: invalid alignment {sec.addralign}")
         out += b"\0" * (-len(out) % align)
         offsets.append(len(out))
         out += sec.data

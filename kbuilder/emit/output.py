@@ -72,6 +72,7 @@ def build_output(pair: ObjectPair, resolver: KlpResolver) -> tuple[ElfObject, Ou
     out = ElfObject(path="", machine=src.machine, flags=src.flags, osabi=src.osabi, abiversion=src.abiversion,
                     sections=kept_sections, symbols=symbols)
     facts.ftrace_sites = _rebuild_ftrace_table(pair, out)
+    _carry_import_namespaces(src, out)
     _record_klp_relocations(out, facts)
     return out, facts
 
@@ -130,8 +131,10 @@ def _retarget_function_pointers(pair: ObjectPair, sections: list[Section], resol
             continue
         for reloc in rsec.relocs:
             target = reloc.symbol
+            # Only a pointer to the function itself: references into its body
+            # (the jump tables of a switch) belong to the new copy.
             if (reloc.type in absolute and target.type == STT.FUNC and target.section is not None
-                    and pair.status_of(target) is Status.CHANGED and "." not in target.name):
+                    and reloc.addend == 0 and pair.status_of(target) is Status.CHANGED and "." not in target.name):
                 orig = pair.twin.get(target)
                 bind = orig.bind if isinstance(orig, Symbol) else target.bind
                 decided = resolver.decide(target.name, bind) or None
@@ -160,7 +163,8 @@ def _rebuild_ftrace_table(pair: ObjectPair, out: ElfObject) -> int:
             continue
         if pair.status_of(sym) is Status.SAME:
             continue
-        offsets = [o for o in sites.get(sym.section, ()) if sym.value <= o < sym.value + max(sym.size, 1)]
+        lo, hi = arch.ftrace_window
+        offsets = [o for o in sites.get(sym.section, ()) if sym.value + lo <= o < sym.value + max(hi, 1)]
         if not offsets:
             continue
         site = arch.ftrace_call_site(sym.section, offsets[0])
@@ -180,6 +184,20 @@ def _rebuild_ftrace_table(pair: ObjectPair, out: ElfObject) -> int:
     out.add_section(table)
     out.add_section(rela)
     return len(entries)
+
+
+def _carry_import_namespaces(src: ElfObject, out: ElfObject) -> None:
+    """The patched code may use namespaced exports: keep the object's
+    `import_ns=` tags so the patch module imports the same namespaces."""
+    modinfo = src.find_section(".modinfo")
+    if modinfo is None:
+        return
+    # Built-in objects prefix their tags with the module name (`proc.import_ns=`).
+    tags = [t for t in modinfo.data.split(b"\0") if t.split(b".", 1)[-1].startswith(b"import_ns=")
+            or t.startswith(b"import_ns=")]
+    if tags:
+        blob = b"\0".join(tags) + b"\0"
+        out.add_section(Section(".modinfo", SHT.PROGBITS, SHF.ALLOC, blob, len(blob), 1))
 
 
 def _record_klp_relocations(out: ElfObject, facts: OutputFacts) -> None:

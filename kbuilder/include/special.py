@@ -70,33 +70,49 @@ def regenerate_special_sections(pair: ObjectPair, sizes: SpecialSizes) -> None:
             _rewrite_orc(pair, obj.find_section(".orc_unwind"), keep, sizes)
 
 
-def _layout_fits(sec: Section, size: int) -> bool:
-    """Every entry is relocated, always at the same few places (an entry may
-    leave a field unrelocated, e.g. an empty alternative; the last entry may
-    be cut short, as when a table's tail padding is missing)."""
+def _layout_shapes(sec: Section, size: int) -> int | None:
+    """How many different relocation layouts the entries show when the table
+    is sliced every `size` bytes, or None when that slicing cannot be right:
+    some entry has no relocation, or the entries use more distinct places than
+    any one entry holds (the last entry may be cut short, as when a table's
+    tail padding is missing)."""
     assert sec.rela is not None
     per_entry: dict[int, list[int]] = {}
     for reloc in sec.rela.relocs:
         per_entry.setdefault(reloc.offset // size, []).append(reloc.offset % size)
     if not per_entry:
-        return True
-    count = -(-sec.size // size)
-    if len(per_entry) != count:
-        return False
+        return 1
+    if len(per_entry) != -(-sec.size // size):
+        return None
     places = {p for v in per_entry.values() for p in v}
-    return len(places) <= max(len(v) for v in per_entry.values())
+    if len(places) > max(len(v) for v in per_entry.values()):
+        return None
+    return len({tuple(sorted(v)) for v in per_entry.values()})
+
+
+def _layout_fits(sec: Section, size: int) -> bool:
+    # An optional field (an empty alternative) allows a second layout; a
+    # wrong size slices entries at shifting places and makes more.
+    shapes = _layout_shapes(sec, size)
+    return shapes is not None and shapes <= 2
 
 
 def _entry_size(pair: ObjectPair, sec: Section, configured: int | None) -> int | None:
     """The configured entry size, or, when the relocations show that it is
-    wrong for this object (a kernel's struct changed), the size they show.
+    wrong for this object (a kernel's struct changed), the size they show:
+    the most regular slicing, then the one closest to the configured size.
     kpatch would silently mis-slice such a table."""
-    if configured and _layout_fits(sec, configured):
+    if configured and _layout_fits(sec, configured) and _layout_shapes(sec, configured) == 1:
         return configured
-    candidates = [n for n in range(4, 65) if sec.size % n == 0 and _layout_fits(sec, n)]
-    if not candidates:
+    scored = []
+    for n in range(4, 65):
+        if sec.size % n == 0 or n == configured:
+            shapes = _layout_shapes(sec, n)
+            if shapes is not None and shapes <= 2:
+                scored.append((shapes, abs(n - (configured or n)), n, n))
+    if not scored:
         return None
-    best = min(candidates, key=lambda n: (abs(n - (configured or n)), n))
+    best = min(scored)[3]
     if configured and best != configured:
         pair.warnings.append(f"{sec.name}: entries are {best} bytes here, not {configured}")
     return best
