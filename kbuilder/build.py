@@ -76,7 +76,7 @@ def build_livepatch(opts: BuildOptions, progress: Progress) -> BuildResult:
         clock = now
 
     jobs = opts.jobs or os.cpu_count() or 1
-    patches = [read_patch(Path(p)) for p in opts.patches]
+    patches = [read_patch(Path(p).resolve()) for p in opts.patches]
     check_patches(patches)
     name = module_name(opts, patches)
     config = validate_inputs(opts)
