@@ -208,8 +208,9 @@ def build_patched(build: KernelBuild, patches: Sequence[SourcePatch], work: Path
         try:
             progress("applying the patches")
             apply_patches(build.src, list(patches))
-            progress(f"building the patched kernel, log: {log}")
-            toolchain.run([*build.make_args(jobs), "KBUILD_MODPOST_WARN=1", "vmlinux", "modules"], log=log,
+            targets = rebuild_targets(build, touched)
+            progress(f"building the patched kernel ({' '.join(targets)}), log: {log}")
+            toolchain.run([*build.make_args(jobs), "KBUILD_MODPOST_WARN=1", *targets], log=log,
                           what="patched kernel build")
             changed = _collect_changed(build, snapshot, work)
         finally:
@@ -217,6 +218,21 @@ def build_patched(build: KernelBuild, patches: Sequence[SourcePatch], work: Path
             _restore_build_dir(build.obj, snapshot)
             shutil.rmtree(snapshot, ignore_errors=True)
     return changed
+
+
+def rebuild_targets(build: KernelBuild, touched: Sequence[str]) -> list[str]:
+    """Only the objects of the patched C files when each of them was built
+    on its own (a single-object make skips relinking vmlinux); anything else
+    (a header, a C file included by another) rebuilds everything it affects."""
+    objects = []
+    for rel in touched:
+        if not rel.endswith(".c"):
+            return ["vmlinux", "modules"]
+        obj = rel[:-2] + ".o"
+        if not (build.obj / os.path.dirname(obj) / f".{os.path.basename(obj)}.cmd").is_file():
+            return ["vmlinux", "modules"]
+        objects.append(obj)
+    return sorted(set(objects))
 
 
 def _collect_changed(build: KernelBuild, snapshot: Path, work: Path) -> list[ChangedObject]:
