@@ -39,13 +39,20 @@ def replace_section_symbols(view: ObjectView) -> None:
                 continue
             if is_string_section(target_sec) or is_mergeable_constant_section(target_sec):
                 continue  # compared by content
-            index = None
             if base is not None and base.flags & 0x4 and reloc.type in arch.pc_relative:
-                index = code_indexes.get(base)
-                if index is None:
-                    index = code_indexes[base] = InstructionIndex(arch, base.data)
-            place = reloc.addend + arch.pcrel_place_adjust(index, reloc.offset, reloc.type)
-            found = _symbol_at(obj, by_section, target_sec, place)
+                # Decoding the instruction is exact but costly: skip it when
+                # every place the reference could designate (the field may be
+                # followed by an immediate) lies in one symbol.
+                low = reloc.addend + arch.pcrel_place_adjust(None, reloc.offset, reloc.type)
+                found = _symbol_at(obj, by_section, target_sec, low)
+                if found is None or found is not _symbol_at(obj, by_section, target_sec, low + 4):
+                    index = code_indexes.get(base)
+                    if index is None:
+                        index = code_indexes[base] = InstructionIndex(arch, base.data)
+                    place = reloc.addend + arch.pcrel_place_adjust(index, reloc.offset, reloc.type)
+                    found = _symbol_at(obj, by_section, target_sec, place)
+            else:
+                found = _symbol_at(obj, by_section, target_sec, reloc.addend)
             if found is not None:
                 reloc.symbol = found
                 reloc.addend -= found.value

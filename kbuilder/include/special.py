@@ -53,6 +53,8 @@ def regenerate_special_sections(pair: ObjectPair, sizes: SpecialSizes) -> None:
         if sec.name == "__ex_table" and fixup is not None:
             _regenerate_ex_table_with_fixup(pair, sec, fixup, sizes)
             continue
+        if not any(_includes_function(pair, r.symbol) for r in sec.rela.relocs):
+            continue  # nothing in it is about included code: dropped whole
         size = _entry_size(pair, sec, sizes.entry_size(pair, sec.name))
         if size is None:
             pair.refuse("special-section", f"{sec.name}: entries of {sizes.entry_size(pair, sec.name)} bytes do "
@@ -102,7 +104,7 @@ def _entry_size(pair: ObjectPair, sec: Section, configured: int | None) -> int |
     wrong for this object (a kernel's struct changed), the size they show:
     the most regular slicing, then the one closest to the configured size.
     kpatch would silently mis-slice such a table."""
-    if configured and _layout_fits(sec, configured) and _layout_shapes(sec, configured) == 1:
+    if configured and _layout_shapes(sec, configured) == 1:
         return configured
     scored = []
     for n in range(4, 65):
