@@ -55,11 +55,15 @@ def main(debug: bool) -> None:
 def _register() -> None:
     from kbuilder.cli import build as build_cmd
     from kbuilder.cli import diff as diff_cmd
+    from kbuilder.cli import info as info_cmd
     from kbuilder.cli import inspect as inspect_cmd
+    from kbuilder.cli import plan as plan_cmd
 
     main.add_command(inspect_cmd.inspect)
     main.add_command(diff_cmd.diff)
     main.add_command(build_cmd.build)
+    main.add_command(info_cmd.info)
+    main.add_command(plan_cmd.plan)
 
 
 _register()
