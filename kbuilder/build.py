@@ -44,6 +44,8 @@ class BuildOptions:
     replace: bool = True
     description: str = ""
     states: tuple[tuple[int, int], ...] = ()
+    # Builds the metadata from (report, diff reports); series builds set it.
+    metadata: Callable[[dict[str, Any], list[dict[str, Any]]], Any] | None = None
 
 
 @dataclass(slots=True)
@@ -104,14 +106,28 @@ def build_livepatch(opts: BuildOptions, progress: Progress) -> BuildResult:
     if verify.problems:
         raise InputError("the module failed its checks: " + "; ".join(verify.problems), path=name + ".ko")
     lap("verify")
-    blob = serialize(ko)
-    report = build_report(name, opts, orig, patches, reports, spec, blob, verify.modinfo, moved)
+    report = build_report(name, opts, orig, patches, reports, spec, serialize(ko), verify.modinfo, moved)
+    blob = attach_metadata(ko, report, reports, opts)
     module_path = opts.output / f"{name}.ko"
     report_path = opts.output / f"{name}.json"
     atomic_write(module_path, blob)
     atomic_write(report_path, (json.dumps(report, indent=2, sort_keys=True) + "\n").encode())
     lap("write")
     return BuildResult(module_path, report_path, report, timings)
+
+
+def attach_metadata(ko: ElfObject, report: dict[str, Any], reports: list[dict[str, Any]],
+                    opts: BuildOptions) -> bytes:
+    """Embed the module's metadata (kbuilder/metadata) and return the final
+    bytes; the report gets the metadata and the final hash."""
+    from kbuilder.metadata.model import finalize, from_build
+
+    meta = opts.metadata(report, reports) if opts.metadata is not None else from_build(
+        report, diff_reports=reports, states=opts.states)
+    blob, doc = finalize(ko, meta)
+    report["module"]["sha256"] = hashlib.sha256(blob).hexdigest()
+    report["metadata"] = doc
+    return blob
 
 
 def validate_inputs(opts: BuildOptions) -> Path:

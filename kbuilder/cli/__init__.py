@@ -58,12 +58,16 @@ def _register() -> None:
     from kbuilder.cli import info as info_cmd
     from kbuilder.cli import inspect as inspect_cmd
     from kbuilder.cli import plan as plan_cmd
+    from kbuilder.cli import testkernel as testkernel_cmd
+    from kbuilder.cli import testload as testload_cmd
 
     main.add_command(inspect_cmd.inspect)
     main.add_command(diff_cmd.diff)
     main.add_command(build_cmd.build)
     main.add_command(info_cmd.info)
     main.add_command(plan_cmd.plan)
+    main.add_command(testkernel_cmd.testkernel)
+    main.add_command(testload_cmd.test_load)
 
 
 _register()

@@ -34,10 +34,10 @@ def run(cmd: Sequence[str | os.PathLike[str]], *, cwd: str | os.PathLike[str] | 
                 fh.write(f"$ {' '.join(argv)}\n")
                 fh.flush()
                 proc = subprocess.run(argv, cwd=cwd, env=full_env, stdout=fh, stderr=subprocess.STDOUT,
-                                      stdin=subprocess.DEVNULL, timeout=timeout, text=True)
+                                      stdin=subprocess.DEVNULL, timeout=timeout, text=True, errors="replace")
         else:
             proc = subprocess.run(argv, cwd=cwd, env=full_env, stdin=subprocess.DEVNULL, timeout=timeout,
-                                  text=True, capture_output=True)
+                                  text=True, errors="replace", capture_output=True)
     except subprocess.TimeoutExpired:
         raise ToolchainError(f"{label} timed out after {timeout:.0f} s" + (f" (log: {log})" if log else "")) from None
     if check and proc.returncode != 0:

@@ -538,10 +538,11 @@ def parse_result(guest: Guest, boot_result: BootResult) -> TestLoadResult:
         detail = ""
         if not ok:
             detail = step.explain(status)
-            if isinstance(step, Load) and not step.must_fail:
-                err = _guest_error(lines, module_name(step.module))
-                if err:
-                    detail += f": {err}"
+            hint = (module_name(step.module) if isinstance(step, Load) and not step.must_fail
+                    else step.name if isinstance(step, Unload) else None)
+            err = _guest_error(lines, hint) if hint is not None else ""
+            if err:
+                detail += f": {err}"
         outcomes.append(Outcome(label, step.success, status, ok, detail, lines))
     failure = _first_failure(outcomes, problems, boot_result)
     return TestLoadResult(not failure, failure, tuple(outcomes), problems, boot_result)
