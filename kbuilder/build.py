@@ -65,55 +65,77 @@ def module_name(opts: BuildOptions, patches: list[SourcePatch]) -> str:
     return sanitize_module_name(f"livepatch-{stem}")
 
 
-def build_livepatch(opts: BuildOptions, progress: Progress) -> BuildResult:
-    import time
+class _Clock:
+    """Per-stage wall-clock seconds, for the build report's timings."""
 
-    timings: dict[str, float] = {}
-    clock = time.perf_counter()
+    def __init__(self) -> None:
+        import time
 
-    def lap(stage: str) -> None:
-        nonlocal clock
-        now = time.perf_counter()
-        timings[stage] = round(now - clock, 3)
-        clock = now
+        self._now = time.perf_counter
+        self.mark = self._now()
+        self.timings: dict[str, float] = {}
 
-    jobs = opts.jobs or os.cpu_count() or 1
+    def lap(self, stage: str) -> None:
+        now = self._now()
+        self.timings[stage] = round(self.timings.get(stage, 0.0) + now - self.mark, 3)
+        self.mark = now
+
+
+def prepare(opts: BuildOptions, progress: Progress) -> tuple[list[SourcePatch], KernelBuild]:
+    """Check the inputs and make sure the original build exists."""
     patches = [read_patch(Path(p).resolve()) for p in opts.patches]
     check_patches(patches)
-    name = module_name(opts, patches)
     config = validate_inputs(opts)
-    lap("validate")
-    orig = build_original(opts.source, config, jobs=jobs, progress=progress)
+    orig = build_original(opts.source, config, jobs=opts.jobs or os.cpu_count() or 1, progress=progress)
     check_compiler(orig, opts.vmlinux)
-    lap("original build")
+    return patches, orig
+
+
+def build_livepatch(opts: BuildOptions, progress: Progress) -> BuildResult:
+    clock = _Clock()
+    patches, orig = prepare(opts, progress)
+    clock.lap("original build")
+    name = module_name(opts, patches)
     work = cache_root() / "work" / name
     shutil.rmtree(work, ignore_errors=True)
     work.mkdir(parents=True)
-    changed = build_patched(orig, patches, work, jobs=jobs, progress=progress)
+    changed = build_patched(orig, patches, work, jobs=opts.jobs or os.cpu_count() or 1, progress=progress)
     if not changed:
         raise NoChangeError("the patches change no object file")
-    lap("patched build")
+    clock.lap("patched build")
+    return build_from_changed(name, opts, orig, patches, changed, work, clock, progress)
+
+
+def build_from_changed(name: str, opts: BuildOptions, orig: KernelBuild, patches: list[SourcePatch],
+                       changed: list[ChangedObject], work: Path, clock: _Clock, progress: Progress,
+                       *, provides: str | None = None, requires: str | None = None) -> BuildResult:
+    """Diff the changed objects, make the module, check it, write NAME.ko and NAME.json."""
+    jobs = opts.jobs or os.cpu_count() or 1
     progress(f"comparing {len(changed)} changed object(s)")
     reports = diff_changed(orig, changed, opts.vmlinux, jobs)
-    lap("diff")
+    clock.lap("diff")
     spec, outputs = plan_module(name, opts, reports)
+    spec.provides, spec.requires = provides, requires
     progress(f"building module {name}")
     ko, moved = build_module(spec, outputs, orig.obj, cache_root() / "modbuild" / name, jobs=jobs,
                              log=work / "module-build.log")
-    lap("module build")
-    verify = check_module(ko, release=orig.release, exports=read_symvers(orig.symvers),
+    clock.lap("module build")
+    exports = read_symvers(orig.symvers)
+    if requires:
+        exports[requires] = "previous module of the stack"
+    verify = check_module(ko, release=orig.release, exports=exports,
                           symbol_tables=_symbol_tables(orig, opts.vmlinux, spec))
     if verify.problems:
         raise InputError("the module failed its checks: " + "; ".join(verify.problems), path=name + ".ko")
-    lap("verify")
+    clock.lap("verify")
     report = build_report(name, opts, orig, patches, reports, spec, serialize(ko), verify.modinfo, moved)
     blob = attach_metadata(ko, report, reports, opts)
     module_path = opts.output / f"{name}.ko"
     report_path = opts.output / f"{name}.json"
     atomic_write(module_path, blob)
     atomic_write(report_path, (json.dumps(report, indent=2, sort_keys=True) + "\n").encode())
-    lap("write")
-    return BuildResult(module_path, report_path, report, timings)
+    clock.lap("write")
+    return BuildResult(module_path, report_path, report, dict(clock.timings))
 
 
 def attach_metadata(ko: ElfObject, report: dict[str, Any], reports: list[dict[str, Any]],

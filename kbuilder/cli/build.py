@@ -10,7 +10,14 @@ import click
 
 
 @click.command()
-@click.argument("patches", nargs=-1, required=True, type=click.Path(dir_okay=False))
+@click.argument("patches", nargs=-1, type=click.Path(dir_okay=False))
+@click.option("--series", "series", type=click.Path(dir_okay=False),
+              help="Build from a patch series file (docs/series.md) instead of PATCHES.")
+@click.option("--cumulative", "mode", flag_value="cumulative", help="Series: one module replacing all before it.")
+@click.option("--incremental", "mode", flag_value="incremental", help="Series: one stacked module per patch.")
+@click.option("--level", type=int, help="Series: build up to this level (default: the highest).")
+@click.option("--min-severity", type=click.Choice(["none", "low", "medium", "high", "critical"],
+              case_sensitive=False), help="Series: leave out patches whose highest severity is lower.")
 @click.option("--source", required=True, type=click.Path(file_okay=False), help="Kernel source tree (never modified).")
 @click.option("--config", type=click.Path(dir_okay=False), help="Kernel config of the target (default: SOURCE/.config).")
 @click.option("--vmlinux", type=click.Path(dir_okay=False), help="The target kernel's vmlinux (symbols, compiler).")
@@ -20,7 +27,8 @@ import click
               help="Directory for NAME.ko and NAME.json.")
 @click.option("--no-replace", is_flag=True, help="Stack on earlier patches instead of replacing them.")
 @click.option("--json", "json_path", type=click.Path(dir_okay=False), help="Also write the report here.")
-def build(patches: tuple[str, ...], source: str, config: str | None, vmlinux: str | None, jobs: int,
+def build(patches: tuple[str, ...], series: str | None, mode: str | None, level: int | None,
+          min_severity: str | None, source: str, config: str | None, vmlinux: str | None, jobs: int,
           name: str | None, output: str, no_replace: bool, json_path: str | None) -> None:
     """Build a livepatch module from PATCHES against the kernel in --source.
 
@@ -36,16 +44,30 @@ def build(patches: tuple[str, ...], source: str, config: str | None, vmlinux: st
         if not quiet:
             click.echo(f"kbuild: {message}", err=True)
 
+    if bool(series) == bool(patches):
+        raise click.UsageError("give either PATCHES or --series FILE")
+    if not series and (mode or level is not None or min_severity):
+        raise click.UsageError("--cumulative, --incremental, --level and --min-severity go with --series")
     opts = BuildOptions(source=Path(source), patches=tuple(Path(p) for p in patches),
                         config=Path(config) if config else None, vmlinux=Path(vmlinux) if vmlinux else None,
                         jobs=jobs, name=name, output=Path(output), replace=not no_replace)
-    result = build_livepatch(opts, progress)
+    if series:
+        from kbuilder.build_series import build_series
+
+        results = build_series(Path(series), opts, mode=mode, level=level, min_severity=min_severity,
+                               progress=progress)
+    else:
+        results = [build_livepatch(opts, progress)]
     if json_path:
-        atomic_write(json_path, (json.dumps(result.report, indent=2, sort_keys=True) + "\n").encode())
-    for fn in result.report["functions"]:
-        pos = f",{fn['sympos']}" if fn["sympos"] else ""
-        click.echo(f"replaces {fn['object']}:{fn['name']}{pos}  ({fn['source']})")
-    click.echo(f"built {result.module} ({result.report['livepatch_relocations']} livepatch relocations), "
-               f"report {result.report_path}")
-    stages = ", ".join(f"{k} {v:.1f}s" for k, v in result.timings.items())
-    click.echo(f"stages: {stages}", err=True)
+        document = results[0].report if len(results) == 1 else {"modules": [r.report for r in results]}
+        atomic_write(json_path, (json.dumps(document, indent=2, sort_keys=True) + "\n").encode())
+    for result in results:
+        for fn in result.report["functions"]:
+            pos = f",{fn['sympos']}" if fn["sympos"] else ""
+            click.echo(f"replaces {fn['object']}:{fn['name']}{pos}  ({fn['source']})")
+        for left in result.report.get("selection", {}).get("left_out", []):
+            click.echo(f"left out {left['patch']}: {left['reason']}")
+        click.echo(f"built {result.module} ({result.report['livepatch_relocations']} livepatch relocations), "
+                   f"report {result.report_path}")
+        stages = ", ".join(f"{k} {v:.1f}s" for k, v in result.timings.items())
+        click.echo(f"stages: {stages}", err=True)

@@ -169,9 +169,9 @@ def build_original(source: Path, config: Path, *, jobs: int, targets: Sequence[s
 
 
 # Objects that change on every link or are not kernel text.
-_NOT_PATCH_OBJECTS = re.compile(r"(^|/)(vmlinux\.o|\.tmp_.*|.*\.mod\.o|\.vmlinux\.export\.o|version.*\.o|"
-                                r"initramfs_data\.o|built-in\.a)$|^(arch/x86/boot|arch/x86/realmode|"
-                                r"arch/x86/entry/vdso|scripts|tools)/")
+_NOT_PATCH_OBJECTS = re.compile(r"(^|/)(vmlinux\.o|\.tmp_.*|.*\.mod\.o|\.vmlinux\.export\.o|"
+                                r"initramfs_data\.o|built-in\.a)$|^init/version.*\.o$|^(arch/x86/boot|"
+                                r"arch/x86/realmode|arch/x86/entry/vdso|scripts|tools)/")
 
 
 @dataclass(frozen=True, slots=True)

@@ -42,6 +42,11 @@ class ModuleSpec:
     states: list[tuple[int, int]] = field(default_factory=list)
     objects: list[str] = field(default_factory=list)
     diff_objects: list[str] = field(default_factory=list)
+    # Incremental stacks: this module exports `provides` and uses the
+    # previous module's `requires`, so the module loader refuses it without
+    # its predecessor and rmmod refuses to take the predecessor away first.
+    provides: str | None = None
+    requires: str | None = None
 
 
 def sanitize_module_name(name: str) -> str:
@@ -86,6 +91,10 @@ def _alias_of(sym: Symbol, alias: str) -> Symbol:
                   sym.value, sym.size)
 
 
+def stack_symbol(series: str, patch_id: str) -> str:
+    return "kbuilder_stack_" + _c_ident(f"{series}_{patch_id}")
+
+
 def _c_ident(objname: str) -> str:
     return re.sub(r"[^A-Za-z0-9_]", "_", objname)
 
@@ -126,6 +135,12 @@ def livepatch_source(spec: ModuleSpec) -> str:
         for state_id, version in spec.states:
             lines.append(f"\t{{ .id = {state_id}UL, .version = {version} }},")
         lines += ["\t{ }", "};", ""]
+    if spec.provides:
+        lines += [f"int {spec.provides} = 1;\t/* this module's place in its stack */",
+                  f"EXPORT_SYMBOL_GPL({spec.provides});", ""]
+    if spec.requires:
+        lines += [f"extern int {spec.requires};\t/* exported by the previous module of the stack */", ""]
+    check = ([f"\tif (!READ_ONCE({spec.requires}))", "\t\treturn -EINVAL;"] if spec.requires else [])
     lines += [
         "static struct klp_patch patch = {",
         "\t.mod = THIS_MODULE,",
@@ -136,6 +151,7 @@ def livepatch_source(spec: ModuleSpec) -> str:
         "",
         "static int __init kbuilder_livepatch_init(void)",
         "{",
+        *check,
         "\treturn klp_enable_patch(&patch);",
         "}",
         "",
