@@ -29,7 +29,7 @@ PYTEST_ARGS ?=
 # rebuilds the Cython extension).
 INSTALL_INPUTS := pyproject.toml setup.py $(wildcard kbuilder/*/*.pyx)
 
-.PHONY: help deps venv test demo bench clean distclean
+.PHONY: help deps venv testkernel test demo bench clean distclean
 
 help: ## Show this list.
 	@echo "kbuilder make targets:"
@@ -72,20 +72,23 @@ $(VENV_STAMP): $(INSTALL_INPUTS) | $(DEPS_STAMP)
 	@touch $@
 
 # ---- jobs ------------------------------------------------------------------
-test: deps venv ## Run the test suite (pytest; no test collected counts as a failure).
+testkernel: deps venv ## Prepare the cached livepatch test kernel (first time: about 4-6 minutes).
+	@$(VENV)/bin/kbuild testkernel
+
+test: deps venv testkernel ## Build the test kernel if needed, then run the whole suite (QEMU included).
 	@rc=0; $(VPY) -m pytest -q $(PYTEST_ARGS) || rc=$$?; \
 	if [ $$rc -eq 5 ]; then echo "make test: pytest collected no tests (exit 5): failing" >&2; fi; \
 	exit $$rc
 
-demo: deps venv ## Run kbuilder on a bundled example (fixtures/new-function).
+demo: deps venv ## Build the test kernel if needed, livepatch it with examples/cmdline-string.patch in QEMU.
 	@bash tools/demo.sh
 
-bench: venv ## Measure read/serialize (and diff) speed; writes docs/performance.md.
+bench: deps venv ## Measure read, diff and kbuild build latency; writes docs/performance.md.
 	@$(VPY) tools/bench.py
 
 clean: ## Remove build artefacts, caches and the compiled extension (keeps .venv).
 	rm -rf build dist $(CACHE) *.egg-info .pytest_cache .hypothesis
-	rm -f kbuilder/elf/_tables.c kbuilder/elf/_tables.*.so kbuilder/elf/_tables.so
+	rm -f kbuilder/elf/_tables.c kbuilder/elf/_tables.*.so kbuilder/compare/_fastcmp.c kbuilder/compare/_fastcmp.*.so
 	find . -path ./$(VENV) -prune -o -name __pycache__ -type d -print0 | xargs -0 rm -rf
 	rm -f $(VENV_STAMP)
 

@@ -1,52 +1,59 @@
 #!/usr/bin/env bash
-# `make demo`: run kbuilder on the bundled example fixtures/new-function
-# (widget_reset() starts calling a new helper).  Compiles both sides with
-# kernel-like flags, inspects the original object and, once `kbuild diff`
-# exists, diffs the pair.  A kernel build and QEMU boot will replace this.
+# `make demo`: the main job on the bundled default.
+#   1. prepare the test kernel (Debian's linux-source-6.1 with a livepatch
+#      config; built once, about 4 minutes on 2 cores, then cached),
+#   2. build a livepatch module from examples/cmdline-string.patch,
+#   3. boot the kernel under QEMU, show /proc/cmdline, load the module, show
+#      the patched /proc/cmdline, disable and unload it, show the original.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-PY=.venv/bin/python
 KBUILD=.venv/bin/kbuild
-FIXTURE=new-function
-CACHE_DIR=.cache/test-objects
-OUT_DIR=.cache/demo
+PY=.venv/bin/python
+OUT=${KBUILDER_DEMO_OUT:-.cache/demo}
+PATCH=examples/cmdline-string.patch
 
 step() { printf '\n==> %s\n' "$*"; }
 
-step "compiling fixtures/$FIXTURE/{orig,patched}.c (cache: $CACHE_DIR)"
-mapfile -t objs < <("$PY" -c '
+step "kbuild testkernel   (first run: unpack + configure + build, ~4-6 min; then cached)"
+mkdir -p "$OUT"
+"$KBUILD" testkernel --json > "$OUT/testkernel.json"
+read -r SRC CONFIG BZIMAGE < <("$PY" -c '
+import json, sys
+d = json.load(open(sys.argv[1]))
+print(d["source"], d["config"], d["bzimage"])' "$OUT/testkernel.json")
+echo "    source:  $SRC"
+echo "    config:  $CONFIG"
+echo "    kernel:  $BZIMAGE"
+
+step "kbuild build --source \$SRC --config \$CONFIG $PATCH -o $OUT"
+cat "$PATCH"
+"$KBUILD" build --source "$SRC" --config "$CONFIG" "$PATCH" -o "$OUT"
+MODULE=$OUT/livepatch-cmdline-string.ko
+
+step "kbuild info $MODULE"
+"$KBUILD" info "$MODULE"
+
+step "boot under QEMU: /proc/cmdline before, with and after the livepatch"
+"$PY" - "$BZIMAGE" "$MODULE" "$OUT/console.log" <<'PYEOF'
 import sys
-sys.path.insert(0, "tests")
-from fixture_build import compile_fixture
-for path in compile_fixture(sys.argv[1], sys.argv[2]):
-    print(path)
-' "$FIXTURE" "$CACHE_DIR")
-ORIG=${objs[0]}
-PATCHED=${objs[1]}
-echo "original: $ORIG"
-echo "patched:  $PATCHED"
+from pathlib import Path
+from kbuilder.kernel import vm
+from kbuilder.kernel.vm import Check, Disable, Load, Unload, WaitTransition
 
-step "kbuild inspect $ORIG"
-"$KBUILD" inspect "$ORIG"
-
-step "kbuild diff $ORIG $PATCHED -o $OUT_DIR/out.o --parent-symbols $ORIG --explain"
-if ! "$KBUILD" diff --help >/dev/null 2>&1; then
-    echo "kbuild diff: not available yet"
-    exit 0
-fi
-mkdir -p "$OUT_DIR"
-rm -f "$OUT_DIR/out.o"
-rc=0
-"$KBUILD" diff "$ORIG" "$PATCHED" -o "$OUT_DIR/out.o" --parent-symbols "$ORIG" --explain || rc=$?
-case $rc in
-    0) echo "kbuild diff: exit 0, output written to $OUT_DIR/out.o" ;;
-    2) echo "kbuild diff: exit 2, the change cannot be live-patched" ;;
-    3) echo "kbuild diff: exit 3, no functional change (nothing written)" ;;
-    *) echo "kbuild diff: failed with exit $rc" >&2; exit "$rc" ;;
-esac
-
-if [[ -f $OUT_DIR/out.o ]]; then
-    step "kbuild inspect $OUT_DIR/out.o"
-    "$KBUILD" inspect "$OUT_DIR/out.o"
-fi
+kernel, module, log = (Path(a) for a in sys.argv[1:])
+name = vm.module_name(module)
+show = "cat /proc/cmdline"
+steps = [Check(show, True, name="original"), Load(module), WaitTransition(name),
+         Check(show, True, name="patched"), Check("grep -q kbuilder=patched /proc/cmdline", True, name="check"),
+         Disable(name), Unload(name), Check(show, True, name="unpatched")]
+result = vm.run_steps(kernel, steps, log=log)
+lines = result.boot.log.read_text(errors="replace").splitlines()
+for i, line in enumerate(lines):
+    for label, what in (("original", "before loading"), ("patched", f"with {module.name} loaded"),
+                        ("unpatched", "after disable + rmmod")):
+        if line.startswith(f"KBUILDER: {label}="):
+            print(f"    {what:<40} /proc/cmdline: {lines[i - 1]}")
+print(f"    guest result: {'ok' if result.ok else 'FAILED: ' + result.failure} (console log: {log})")
+sys.exit(0 if result.ok else 1)
+PYEOF

@@ -33,6 +33,6 @@ def testkernel(jobs: int, as_json: bool) -> None:
     if as_json:
         click.echo(json.dumps(info, indent=2, sort_keys=True))
         return
-    for key in ("bzimage", "vmlinux", "system_map", "symvers", "config", "sample_module", "source", "build_dir",
+    for key in ("bzimage", "vmlinux", "system_map", "symvers", "config", "build_config", "sample_module", "source", "build_dir",
                 "release"):
         click.echo(f"{key}: {info[key]}")

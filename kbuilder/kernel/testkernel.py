@@ -92,7 +92,8 @@ class TestKernel:
 
     def as_dict(self) -> dict[str, str]:
         return {"bzimage": str(self.bzimage), "vmlinux": str(self.vmlinux), "system_map": str(self.system_map),
-                "symvers": str(self.symvers), "config": str(self.config), "source": str(self.source),
+                "symvers": str(self.symvers), "config": str(self.config_file), "build_config": str(self.config),
+                "source": str(self.source),
                 "build_dir": str(self.obj), "release": self.release, "sample_module": str(self.sample_module)}
 
 
