@@ -98,14 +98,16 @@ def tree_identity(source: Path) -> str:
 
 
 def include_dir(cache: Path) -> Path:
-    """kbuilder's patch-author header, at a stable path inside the cache (it
-    is part of KCFLAGS, so its path must not change between builds)."""
+    """kbuilder's patch-author header, at a fixed path inside the cache. The
+    path is part of KCFLAGS (so of every build's key and kbuild's command
+    lines) and must not change with the header's content; only patched code
+    includes the header, and patched files are always recompiled."""
     data = PATCH_HEADER.read_bytes()
-    target = cache / "include" / hashlib.sha256(data).hexdigest()[:12]
+    target = cache / "include"
     header = target / PATCH_HEADER.name
-    if not header.exists():
+    if not header.exists() or header.read_bytes() != data:
         target.mkdir(parents=True, exist_ok=True)
-        tmp = header.with_suffix(".tmp")
+        tmp = header.with_suffix(f".tmp{os.getpid()}")
         tmp.write_bytes(data)
         os.replace(tmp, header)
     return target

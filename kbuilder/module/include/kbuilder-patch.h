@@ -17,7 +17,7 @@
 struct klp_object;
 
 #define __KLP_CALLBACK(kind, fn, type)                                        \
-	static type __kbuilder_cb_##kind##_##fn __used                          \
+	static typeof(type) __kbuilder_cb_##kind##_##fn __used                  \
 	__attribute__((__section__(".klp.callbacks." #kind))) = fn
 
 #define KLP_PRE_PATCH_CALLBACK(fn)    __KLP_CALLBACK(pre_patch, fn, int (*)(struct klp_object *))
