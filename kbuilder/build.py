@@ -16,7 +16,7 @@ from typing import Any, Callable
 
 from kbuilder import __version__
 from kbuilder.diff import DiffOptions, diff_files
-from kbuilder.elf import ElfObject, read_object, serialize
+from kbuilder.elf import ElfObject, serialize
 from kbuilder.elf.symbols import read_symbol_table
 from kbuilder.emit.parent import ParentSymbols, read_symvers
 from kbuilder.errors import InputError, NoChangeError, UnpatchableError

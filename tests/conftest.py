@@ -269,13 +269,9 @@ def kernel_cflags() -> tuple[str, ...]:
 @pytest.fixture(scope="session")
 def kbuild_exe() -> Path:
     """The installed `kbuild` console script of the interpreter running the tests."""
-    candidate = Path(sys.executable).parent / "kbuild"
-    if candidate.is_file():
-        return candidate
-    found = shutil.which("kbuild")
-    if found is None:
-        pytest.fail("the kbuild console script is not installed (pip install -e .)", pytrace=False)
-    return Path(found)
+    from helpers import kbuild_script
+
+    return kbuild_script()
 
 
 @dataclass

@@ -31,7 +31,6 @@ def mark_ignored_sections(pair: ObjectPair) -> None:
 
 
 def compare_sections(pair: ObjectPair) -> None:
-    arch = pair.arch
     for psec in pair.patched.obj.sections:
         if psec in pair.ignored or psec.type in (SHT.SYMTAB, SHT.STRTAB, SHT.SYMTAB_SHNDX):
             continue

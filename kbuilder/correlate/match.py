@@ -12,7 +12,7 @@ from kbuilder.correlate.names import (
     correlation_key, is_arm_mapping_symbol, is_local_label, is_normal_static_local, is_special_static,
     is_ubsan_section,
 )
-from kbuilder.elf.constants import SHT, STT
+from kbuilder.elf.constants import SHT
 from kbuilder.elf.model import Section, Symbol
 from kbuilder.pair import ObjectPair, ObjectView
 

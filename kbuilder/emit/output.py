@@ -10,7 +10,6 @@ rebuilt for the included functions.
 
 from __future__ import annotations
 
-import struct
 from dataclasses import dataclass, field
 
 from kbuilder.elf.constants import SHF, SHN, SHT, STB, STT

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 from kbuilder.elf.constants import STT
 from kbuilder.elf.model import Reloc, Section, Symbol
-from kbuilder.include.closure import include_section, include_symbol
+from kbuilder.include.closure import include_section
 from kbuilder.pair import ObjectPair, Status
 
 # Keys of static keys / static calls that may be dropped: tracepoints and

@@ -31,18 +31,9 @@ if str(REPO / "tests") not in sys.path:
     sys.path.insert(0, str(REPO / "tests"))
 
 import fixture_build  # noqa: E402  (tests/fixture_build.py)
+from helpers import kbuild_script as kbuild_exe  # noqa: E402
 
 EXIT_OK, EXIT_ERROR, EXIT_UNPATCHABLE, EXIT_NO_CHANGE, EXIT_USAGE = 0, 1, 2, 3, 64
-
-
-def kbuild_exe() -> Path:
-    candidate = Path(sys.executable).parent / "kbuild"
-    if candidate.is_file():
-        return candidate
-    found = shutil.which("kbuild")
-    if found is None:
-        pytest.fail("the kbuild console script is not installed (pip install -e .)", pytrace=False)
-    return Path(found)
 
 
 @dataclass

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 from types import SimpleNamespace
 
-import pytest
 
 from kbuilder.elf.constants import SHF, STT
 from kbuilder.elf.model import Reloc
