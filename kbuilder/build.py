@@ -193,12 +193,12 @@ def _comment_of(vmlinux: Path) -> str:
     return match.group(0).decode() if match else ""
 
 
-def _diff_one(args: tuple[str, str, str, str, str | None, str]) -> dict[str, Any]:
+def _diff_one(args: tuple[str, str, str, str, str | None, str, dict[str, int]]) -> dict[str, Any]:
     from kbuilder.emit.report import report_dict
 
-    rel, orig, patched, objname, parent, symvers = args
+    rel, orig, patched, objname, parent, symvers, sizes = args
     options = DiffOptions(objname=objname, parent=ParentSymbols.load(parent) if parent else None,
-                          exports=read_symvers(symvers))
+                          exports=read_symvers(symvers), struct_sizes=sizes)
     result = diff_files(orig, patched, options)
     report = report_dict(result, None)
     report["rel"] = rel
@@ -208,6 +208,9 @@ def _diff_one(args: tuple[str, str, str, str, str | None, str]) -> dict[str, Any
 
 def diff_changed(orig: KernelBuild, changed: list[ChangedObject], vmlinux: Path | None,
                  jobs: int) -> list[dict[str, Any]]:
+    from kbuilder.kernel.structsizes import struct_sizes
+
+    sizes = struct_sizes(orig.obj, jobs=jobs)
     work = []
     for obj in changed:
         if obj.objname == "vmlinux":
@@ -215,7 +218,7 @@ def diff_changed(orig: KernelBuild, changed: list[ChangedObject], vmlinux: Path 
         else:
             kos = [p for p in orig.obj.rglob("*.ko") if p.stem.replace("-", "_") == obj.objname]
             parent = str(kos[0]) if kos else None
-        work.append((obj.rel, str(obj.orig), str(obj.patched), obj.objname, parent, str(orig.symvers)))
+        work.append((obj.rel, str(obj.orig), str(obj.patched), obj.objname, parent, str(orig.symvers), sizes))
     if len(work) == 1 or jobs == 1:
         reports = [_diff_one(w) for w in work]
     else:

@@ -38,13 +38,15 @@ def _parse_sizes(values: tuple[str, ...]) -> dict[str, int]:
               help="What the object belongs to: vmlinux or the module name.")
 @click.option("--struct-size", "struct_sizes", multiple=True, metavar="NAME=BYTES",
               help="Special-section entry size, e.g. BUG_STRUCT_SIZE=12 (repeatable).")
+@click.option("--kernel-tree", type=click.Path(file_okay=False),
+              help="Configured kernel build directory: measure the special-section entry sizes there.")
 @click.option("--json", "json_path", type=click.Path(dir_okay=False), help="Write a JSON report here.")
 @click.option("--explain", is_flag=True, help="Say why each changed function counts as changed.")
 @click.option("--orig-dir", type=click.Path(file_okay=False), help="Batch mode: tree of original objects.")
 @click.option("--patched-dir", type=click.Path(file_okay=False), help="Batch mode: tree of patched objects.")
 @click.option("-j", "--jobs", type=int, default=0, help="Batch mode: parallel workers (default: all cores).")
 def diff(orig: str | None, patched: str | None, output: str, parent_symbols: str | None, symvers: str | None,
-         objname: str, struct_sizes: tuple[str, ...], json_path: str | None, explain: bool,
+         objname: str, struct_sizes: tuple[str, ...], kernel_tree: str | None, json_path: str | None, explain: bool,
          orig_dir: str | None, patched_dir: str | None, jobs: int) -> None:
     """Compare ORIG.o and PATCHED.o and write the changed functions (and what
     they need) to OUTPUT.
@@ -54,7 +56,15 @@ def diff(orig: str | None, patched: str | None, output: str, parent_symbols: str
     """
     from kbuilder.cli.diff_run import DiffRequest, run_batch, run_one
 
-    request = DiffRequest(parent_symbols, symvers, objname, _parse_sizes(struct_sizes), explain)
+    sizes = {}
+    if kernel_tree:
+        from pathlib import Path
+
+        from kbuilder.kernel.structsizes import struct_sizes as measure
+
+        sizes = measure(Path(kernel_tree))
+    sizes.update(_parse_sizes(struct_sizes))  # explicit sizes win
+    request = DiffRequest(parent_symbols, symvers, objname, sizes, explain)
     if orig_dir or patched_dir:
         if not (orig_dir and patched_dir) or orig or patched:
             raise click.UsageError("batch mode takes --orig-dir and --patched-dir and no object arguments")
