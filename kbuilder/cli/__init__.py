@@ -53,11 +53,13 @@ def main(debug: bool) -> None:
 
 
 def _register() -> None:
+    from kbuilder.cli import agent as agent_cmd
     from kbuilder.cli import build as build_cmd
     from kbuilder.cli import diff as diff_cmd
     from kbuilder.cli import info as info_cmd
     from kbuilder.cli import inspect as inspect_cmd
     from kbuilder.cli import plan as plan_cmd
+    from kbuilder.cli import repo as repo_cmd
     from kbuilder.cli import testkernel as testkernel_cmd
     from kbuilder.cli import testload as testload_cmd
 
@@ -68,6 +70,8 @@ def _register() -> None:
     main.add_command(plan_cmd.plan)
     main.add_command(testkernel_cmd.testkernel)
     main.add_command(testload_cmd.test_load)
+    main.add_command(repo_cmd.repo)
+    main.add_command(agent_cmd.agent)
 
 
 _register()

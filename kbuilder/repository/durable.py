@@ -64,8 +64,11 @@ def exclusive_lock(path: str | os.PathLike[str], what: str) -> Iterator[None]:
     """Hold an exclusive flock on `path` (created if missing) or refuse at
     once when another process holds it."""
     lock = Path(path)
-    lock.parent.mkdir(parents=True, exist_ok=True)
-    fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        lock.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o600)
+    except OSError as exc:
+        raise RepositoryError(f"cannot open the lock of {what}: {exc.strerror}", path=str(lock)) from None
     try:
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
