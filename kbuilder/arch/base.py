@@ -84,6 +84,11 @@ class Arch:
     def has_ftrace_entry(self, obj: ElfObject, func: Symbol) -> bool:
         return func in self.patchable_functions(obj)
 
+    def fast_insn_end(self, code: bytes, offset: int) -> int | None:
+        """End of the instruction whose relocated field starts at `offset`,
+        when the bytes before it tell without decoding; None: decode."""
+        return None
+
     def pcrel_place_adjust(self, code_index: InstructionIndex | None, offset: int, rtype: int) -> int:
         """What to add to a PC-relative relocation's addend to get the offset
         it designates in the target section. On x86 the CPU adds the address

@@ -45,7 +45,11 @@ def replace_section_symbols(view: ObjectView) -> None:
                 # followed by an immediate) lies in one symbol.
                 low = reloc.addend + arch.pcrel_place_adjust(None, reloc.offset, reloc.type)
                 found = _symbol_at(obj, by_section, target_sec, low)
-                if found is None or found is not _symbol_at(obj, by_section, target_sec, low + 4):
+                high = _symbol_at(obj, by_section, target_sec, low + 4)
+                end = arch.fast_insn_end(base.data, reloc.offset) if found is not high else None
+                if end is not None:
+                    found = _symbol_at(obj, by_section, target_sec, reloc.addend + end - reloc.offset)
+                elif found is not high:
                     index = code_indexes.get(base)
                     if index is None:
                         index = code_indexes[base] = InstructionIndex(arch, base.data)
