@@ -32,7 +32,12 @@ class _Group(click.Group):
             exc.show()
             sys.exit(EXIT_USAGE if isinstance(exc, click.UsageError) else EXIT_ERROR)
         except KbuilderError as exc:
-            click.echo(f"kbuild: error: {exc}", err=True)
+            reasons = getattr(exc, "reasons", None)
+            if reasons:  # every reason a change cannot be live-patched, one per line
+                for reason in reasons:
+                    click.echo(f"kbuild: unpatchable: {reason}", err=True)
+            else:
+                click.echo(f"kbuild: error: {exc}", err=True)
             sys.exit(exc.exit_code)
         except BrokenPipeError:
             sys.exit(EXIT_ERROR)
