@@ -16,6 +16,8 @@ more than the index announced.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 import contextlib
 import hashlib
 import ipaddress
@@ -201,29 +203,15 @@ def fetch_index(source: Source, pinned: list[PublicKey], *, seen: Mapping[str, i
 def download(source: Source, ref: FileRef, directory: str | Path) -> Path:
     """Stream `ref` into a new temporary file in `directory`, checking its
     size and sha256; the caller renames or removes it."""
-    where = source.display(ref.path)
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=".download-", suffix=".part", dir=directory)
-    digest = hashlib.sha256()
-    size = 0
     try:
-        with os.fdopen(fd, "wb") as out, source.open(ref.path) as fh:
-            while True:
-                chunk = fh.read(min(CHUNK, ref.size + 1 - size))
-                if not chunk:
-                    break
-                size += len(chunk)
-                if size > ref.size:
-                    raise HashMismatch(f"larger than the {ref.size} bytes the index says", path=where)
-                digest.update(chunk)
+        with os.fdopen(fd, "wb") as out:
+            for chunk in _checked_chunks(source, ref):
                 out.write(chunk)
             out.flush()
             os.fsync(out.fileno())
-        if size != ref.size:
-            raise HashMismatch(f"{size} bytes, the index says {ref.size}", path=where)
-        if digest.hexdigest() != ref.sha256:
-            raise HashMismatch(f"sha256 {digest.hexdigest()}, the index says {ref.sha256}", path=where)
     except BaseException:
         with contextlib.suppress(OSError):
             os.unlink(tmp)
@@ -246,6 +234,13 @@ def fetch_bytes(source: Source, ref: FileRef) -> bytes:
 
 def check_file(source: Source, ref: FileRef) -> None:
     """Stream `ref` and check its size and sha256 without keeping it."""
+    for _ in _checked_chunks(source, ref):
+        pass
+
+
+def _checked_chunks(source: Source, ref: FileRef) -> Iterator[bytes]:
+    """The file's chunks, refusing it (HashMismatch) as soon as it is larger
+    than the index says, and at the end if its size or sha256 differ."""
     where = source.display(ref.path)
     digest = hashlib.sha256()
     size = 0
@@ -258,6 +253,7 @@ def check_file(source: Source, ref: FileRef) -> None:
             if size > ref.size:
                 raise HashMismatch(f"larger than the {ref.size} bytes the index says", path=where)
             digest.update(chunk)
+            yield chunk
     if size != ref.size:
         raise HashMismatch(f"{size} bytes, the index says {ref.size}", path=where)
     if digest.hexdigest() != ref.sha256:
