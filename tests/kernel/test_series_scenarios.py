@@ -7,8 +7,6 @@ file, so every step can check exactly which fixes are live."""
 from __future__ import annotations
 
 import dataclasses
-import os
-import shutil
 from pathlib import Path
 
 import pytest
@@ -16,7 +14,6 @@ import pytest
 from kbuilder.build import BuildOptions, build_livepatch
 from kbuilder.build_series import build_series
 from kbuilder.kernel import testkernel, vm
-from kbuilder.kernel.cache import cache_root
 from kbuilder.kernel.vm import Check, Disable, Load, Unload, WaitTransition
 
 pytestmark = pytest.mark.kernel
@@ -29,11 +26,9 @@ FIX3 = "grep -q fix3=ptrace /proc/version"
 
 @pytest.fixture(scope="module")
 def kernel() -> testkernel.TestKernel:
-    if not testkernel.TARBALL.is_file():
-        pytest.skip(f"{testkernel.TARBALL} is missing (Debian package linux-source-6.1)")
-    if shutil.which(vm.QEMU) is None:
-        pytest.skip(f"{vm.QEMU} is missing (Debian package qemu-system-x86)")
-    return testkernel.prepare_test_kernel(jobs=os.cpu_count() or 1, cache=cache_root())
+    from helpers import test_kernel_or_skip
+
+    return test_kernel_or_skip()
 
 
 @pytest.fixture(scope="module")

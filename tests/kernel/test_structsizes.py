@@ -2,22 +2,19 @@
 
 from __future__ import annotations
 
-import os
 
 import pytest
 
 from kbuilder.errors import InputError
-from kbuilder.kernel import testkernel
-from kbuilder.kernel.cache import cache_root
 from kbuilder.kernel.structsizes import probe_source, struct_sizes
 
 pytestmark = pytest.mark.kernel
 
 
 def test_sizes_of_the_test_kernel() -> None:
-    if not testkernel.TARBALL.is_file():
-        pytest.skip(f"{testkernel.TARBALL} is missing (Debian package linux-source-6.1)")
-    kernel = testkernel.prepare_test_kernel(jobs=os.cpu_count() or 1, cache=cache_root())
+    from helpers import test_kernel_or_skip
+
+    kernel = test_kernel_or_skip()
     sizes = struct_sizes(kernel.build.obj)
     # Linux 6.1 x86_64 with this config: relative jump entries, verbose BUG entries.
     assert sizes["JUMP_STRUCT_SIZE"] == 16

@@ -9,7 +9,6 @@ need neither.
 from __future__ import annotations
 
 import gzip
-import os
 import shutil
 import subprocess
 from pathlib import Path
@@ -18,7 +17,6 @@ import pytest
 
 from kbuilder.errors import InputError
 from kbuilder.kernel import initramfs, testkernel, vm
-from kbuilder.kernel.cache import cache_root
 
 kernel = pytest.mark.kernel
 PATCHED = "grep -q 'this has been live patched' /proc/cmdline"
@@ -26,11 +24,9 @@ PATCHED = "grep -q 'this has been live patched' /proc/cmdline"
 
 @pytest.fixture(scope="session")
 def built_kernel() -> testkernel.TestKernel:
-    if not testkernel.TARBALL.is_file():
-        pytest.skip(f"{testkernel.TARBALL} is missing (Debian package linux-source-6.1)")
-    if shutil.which(vm.QEMU) is None:
-        pytest.skip(f"{vm.QEMU} is missing (Debian package qemu-system-x86)")
-    return testkernel.prepare_test_kernel(jobs=os.cpu_count() or 1, cache=cache_root())
+    from helpers import test_kernel_or_skip
+
+    return test_kernel_or_skip()
 
 
 def _explain(result: vm.TestLoadResult) -> str:

@@ -13,14 +13,12 @@ and boot times are printed at the end of the run.
 from __future__ import annotations
 
 import os
-import shutil
 import sys
 from pathlib import Path
 
 import pytest
 
-from kbuilder.kernel import testkernel, vm
-from kbuilder.kernel.cache import cache_root
+from kbuilder.kernel import testkernel
 
 # livepatch_cases.py sits next to this file (also under --import-mode=importlib).
 if str(Path(__file__).resolve().parent) not in sys.path:
@@ -31,11 +29,9 @@ from livepatch_cases import TIMINGS, ModuleBuilder
 
 @pytest.fixture(scope="session")
 def test_kernel() -> testkernel.TestKernel:
-    if not testkernel.TARBALL.is_file():
-        pytest.skip(f"{testkernel.TARBALL} is missing (Debian package linux-source-6.1)")
-    if shutil.which(vm.QEMU) is None:
-        pytest.skip(f"{vm.QEMU} is missing (Debian package qemu-system-x86)")
-    return testkernel.prepare_test_kernel(jobs=os.cpu_count() or 1, cache=cache_root())
+    from helpers import test_kernel_or_skip
+
+    return test_kernel_or_skip()
 
 
 @pytest.fixture(scope="session")
