@@ -71,6 +71,33 @@ _NO_IMM = frozenset({0x01, 0x03, 0x09, 0x0B, 0x11, 0x13, 0x19, 0x1B, 0x21, 0x23,
 _NO_IMM_0F = frozenset({0xB6, 0xB7, 0xBE, 0xBF, *range(0x90, 0xA0), *range(0x40, 0x50), 0xA3, 0xAB, 0xB3, 0xBB,
                         0xC0, 0xC1, 0xB0, 0xB1, 0xAF, 0x18, 0x0D, 0x10, 0x11, 0x28, 0x29, 0x6E, 0x7E, 0x6F, 0x7F,
                         0xD6})
+# One-byte opcodes with a ModRM operand and an 8-bit immediate (group 1
+# arithmetic, shifts by imm, mov r/m8 imm, imul imm8), and with a 32-bit one
+# (group 1, mov r/m imm32, imul imm32; 16 bits under an operand-size prefix).
+_IMM8 = frozenset({0x80, 0x83, 0xC0, 0xC1, 0xC6, 0x6B})
+_IMM32 = frozenset({0x81, 0xC7, 0x69})
+# Two-byte opcodes with an 8-bit immediate: bt/bts/btr/btc imm8, shld/shrd imm8.
+_IMM8_0F = frozenset({0xBA, 0xA4, 0xAC})
+
+
+def _operand_size_prefix(code: bytes, opcode_at: int) -> bool:
+    """Whether a 0x66 prefix may precede the opcode (directly or before a
+    REX byte). A byte of the previous instruction can look like one: then
+    the caller falls back to decoding, which is only slower."""
+    before = code[opcode_at - 1] if opcode_at >= 1 else None
+    if before is not None and 0x40 <= before <= 0x4F:
+        before = code[opcode_at - 2] if opcode_at >= 2 else None
+    return before == 0x66
+
+
+def _unusual_encoding(code: bytes, offset: int) -> bool:
+    """Bytes that may be a VEX prefix or a 0F 38 / 0F 3A escape before the
+    opcode, where the one-byte opcode tables do not apply."""
+    return ((offset >= 4 and (code[offset - 4] == 0xC5 or (code[offset - 4] == 0x0F
+                                                          and code[offset - 3] in (0x38, 0x3A))))
+            or (offset >= 5 and code[offset - 5] == 0xC4))
+
+
 _FENTRY_RELOCS = frozenset({R_X86_64_NONE, R_X86_64_PC32, R_X86_64_PLT32})
 
 
@@ -93,16 +120,40 @@ class X86_64(Arch):
     extra_absolute_relocs = frozenset({R_X86_64_32S, R_X86_64_32})
 
     def fast_insn_end(self, code: bytes, offset: int) -> int | None:
-        """RIP-relative operands (ModRM mod=00 rm=101 right before the
-        displacement) of the common opcodes that take no immediate: the
-        displacement ends the instruction. Written out because decoding
-        whole functions with capstone to learn this costs a fifth of a diff."""
-        if offset < 2 or (code[offset - 1] & 0xC7) != 0x05:
+        """End of the instruction holding the PC-relative field at `offset`,
+        from the few bytes before it, for the forms compilers emit most:
+        call/jmp/jcc rel32, and RIP-relative ModRM operands (mod=00 rm=101
+        right before the displacement) of opcodes whose immediate size the
+        opcode (and for group 3 the ModRM reg field) fixes. Written out
+        because decoding whole functions with capstone to learn this costs a
+        fifth of a diff; anything unusual (an operand-size prefix before an
+        imm32 opcode, a VEX or 0F38/0F3A escape) returns None so that
+        capstone decides."""
+        if offset < 1:
+            return None
+        modrm = code[offset - 1]
+        if modrm == 0xE8 or modrm == 0xE9 or (0x80 <= modrm <= 0x8F and offset >= 2 and code[offset - 2] == 0x0F):
+            return offset + 4  # call/jmp/jcc rel32: the field ends the instruction
+        if offset < 2 or (modrm & 0xC7) != 0x05 or _unusual_encoding(code, offset):
             return None
         opcode = code[offset - 2]
         if offset >= 3 and code[offset - 3] == 0x0F:
-            return offset + 4 if opcode in _NO_IMM_0F else None
-        return offset + 4 if opcode in _NO_IMM else None
+            if opcode in _NO_IMM_0F:
+                return offset + 4
+            return offset + 5 if opcode in _IMM8_0F else None
+        if opcode in _NO_IMM:
+            return offset + 4
+        if opcode in _IMM8:
+            return offset + 5
+        if opcode in _IMM32:
+            return None if _operand_size_prefix(code, offset - 2) else offset + 8
+        if opcode == 0xF6 or opcode == 0xF7:  # group 3: only test (/0, /1) has an immediate
+            if (modrm >> 3) & 7 > 1:
+                return offset + 4
+            if opcode == 0xF6:
+                return offset + 5
+            return None if _operand_size_prefix(code, offset - 2) else offset + 8
+        return None
 
     def ftrace_call_site(self, sec: Section, site: int) -> int:
         """The site is the relocation of `call __fentry__`, one byte into the
