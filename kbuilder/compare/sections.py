@@ -15,6 +15,9 @@ from kbuilder.pair import ObjectPair, Status
 # Regenerated from the included functions, never compared.
 _REGENERATED = frozenset({"__mcount_loc", "__patchable_function_entries", ".sframe"})
 
+# A plain int: `flags & SHF.EXECINSTR` would run IntFlag.__rand__ per section.
+_EXECINSTR = int(SHF.EXECINSTR)
+
 _IGNORED_PREFIXES = (".discard", ".rela.discard", ".llvm_addrsig", ".llvm.", ".note.GNU-stack", ".comment",
                      ".rela.debug", ".debug", ".eh_frame", ".rela.eh_frame", ".note.gnu.property",
                      ".BTF", ".rela.BTF")
@@ -59,7 +62,7 @@ def _headers_match(osec: Section, psec: Section) -> bool:
     if osec.type != psec.type or osec.flags != psec.flags or osec.entsize != psec.entsize:
         return False
     # Code alignment may change with the function's shape.
-    return bool(osec.flags & SHF.EXECINSTR) or osec.addralign == psec.addralign
+    return bool(osec.flags & _EXECINSTR) or osec.addralign == psec.addralign
 
 
 def _content_changed(pair: ObjectPair, osec: Section, psec: Section) -> bool:
@@ -72,7 +75,7 @@ def _content_changed(pair: ObjectPair, osec: Section, psec: Section) -> bool:
             return True
     if psec.type == SHT.NOBITS or osec.data == psec.data:
         return False
-    if psec.flags & SHF.EXECINSTR and only_line_numbers_changed(pair.arch, osec, psec):
+    if psec.flags & _EXECINSTR and only_line_numbers_changed(pair.arch, osec, psec):
         pair.notes[psec.name] = "only __LINE__ immediates changed"
         return False
     return True

@@ -22,6 +22,10 @@ class ElfModelError(Exception):
     """An edit would leave the object inconsistent (e.g. a dangling reference)."""
 
 
+# Plain ints: `flags & SHF.X` would run IntFlag.__rand__ (Python code) per test.
+_EXECINSTR, _STRINGS = int(SHF.EXECINSTR), int(SHF.STRINGS)
+
+
 @dataclass(slots=True, eq=False)
 class Reloc:
     offset: int
@@ -73,11 +77,11 @@ class Section:
 
     @property
     def is_text(self) -> bool:
-        return bool(self.flags & SHF.EXECINSTR)
+        return bool(self.flags & _EXECINSTR)
 
     @property
     def is_strings(self) -> bool:
-        return bool(self.flags & SHF.STRINGS)
+        return bool(self.flags & _STRINGS)
 
     @property
     def is_nobits(self) -> bool:

@@ -24,6 +24,8 @@ from kbuilder.errors import ElfFormatError
 
 # No kernel object aligns a section beyond a huge page; larger is corruption.
 MAX_ALIGN = 1 << 30
+# A plain int: `flags & SHF.LINK_ORDER` would run IntFlag.__rand__ per section.
+_LINK_ORDER = int(SHF.LINK_ORDER)
 
 # Section types whose sh_link names another section.
 _LINKS_SECTION = {SHT.RELA, SHT.REL, SHT.SYMTAB, SHT.DYNSYM, SHT.GROUP, SHT.SYMTAB_SHNDX, SHT.HASH}
@@ -73,8 +75,14 @@ class _Parser:
         obj = ElfObject(path=self.path, machine=ehdr["machine"], flags=ehdr["flags"],
                         osabi=self.data[7], abiversion=self.data[8])
         raw = self.read_section_headers(ehdr)
-        names = self.section_names(raw, ehdr["shstrndx"])
-        sections = [self.make_section(i, hdr, names[i]) for i, hdr in enumerate(raw)]
+        names = raw[ehdr["shstrndx"]]
+        if names[1] != SHT.STRTAB:
+            raise self.fail("section name table is not a string table")
+        try:
+            sections = tables.build_sections(self.data, ehdr["shoff"], len(raw), names[4], names[5], MAX_ALIGN,
+                                             Section)
+        except ValueError as exc:
+            raise self.fail(str(exc)) from None
         self.link_sections(sections, raw)
         obj.sections = sections[1:]
         obj.symbols = self.read_symbols(sections, raw)
@@ -127,43 +135,14 @@ class _Parser:
         if not 0 < shstrndx < shnum:
             raise self.fail(f"section name table index {shstrndx} out of range")
         ehdr["shstrndx"] = shstrndx
-        for i, hdr in enumerate(raw[1:], 1):
-            sh_type, sh_offset, sh_size, sh_addralign = hdr[1], hdr[4], hdr[5], hdr[8]
-            if sh_addralign & (sh_addralign - 1) or sh_addralign > MAX_ALIGN:
-                raise self.fail(f"section {i}: invalid alignment {sh_addralign}")
-            if sh_type != SHT.NOBITS and sh_offset + sh_size > len(d):
-                raise self.fail(f"truncated: section {i} (0x{sh_offset:x}+0x{sh_size:x}) "
-                                f"is past the end of the file ({len(d)} bytes)")
         return raw
-
-    def section_names(self, raw: list[tuple[int, ...]], shstrndx: int) -> list[str]:
-        hdr = raw[shstrndx]
-        if hdr[1] != SHT.STRTAB:
-            raise self.fail("section name table is not a string table")
-        strtab = self.data[hdr[4]:hdr[4] + hdr[5]]
-        names = []
-        for h in raw:
-            off = h[0]
-            end = strtab.find(b"\0", off)
-            if off >= len(strtab) or end < 0:
-                raise self.fail(f"section name offset {off} outside the name table")
-            names.append(strtab[off:end].decode("utf-8", "surrogateescape"))
-        return names
-
-    # ---- sections -----------------------------------------------------
-    def make_section(self, index: int, hdr: tuple[int, ...], name: str) -> Section:
-        _, sh_type, sh_flags, sh_addr, sh_offset, sh_size, sh_link, sh_info, sh_addralign, sh_entsize = hdr
-        # NOBITS (8) and NULL (0) occupy no file space.
-        data = b"" if sh_type == 8 or sh_type == 0 else self.data[sh_offset:sh_offset + sh_size]
-        return Section(name, sh_type, sh_flags, data, sh_size, sh_addralign, sh_entsize, sh_addr,
-                       None, None, sh_link, sh_info, [], None, 0, [], None, None, index)
 
     def link_sections(self, sections: list[Section], raw: list[tuple[int, ...]]) -> None:
         count = len(sections)
         for sec in sections[1:]:
             if sec.type == SHT.REL:
                 raise self.fail(f"section {sec.name}: SHT_REL relocations are not supported on ELF64")
-            if sec.type in _LINKS_SECTION or sec.flags & SHF.LINK_ORDER:
+            if sec.type in _LINKS_SECTION or sec.flags & _LINK_ORDER:
                 if not 0 < sec.link_raw < count:
                     raise self.fail(f"section {sec.name}: sh_link {sec.link_raw} out of range")
                 sec.link = sections[sec.link_raw]
@@ -191,35 +170,13 @@ class _Parser:
             raise self.fail("symbol table is not linked to a string table")
         shndx_table = next((s for s in sections if s.type == SHT.SYMTAB_SHNDX and s.link is symtab), None)
         hdr, shdr = raw[symtab.index], raw[strtab.index]
-        count = symtab.size // SYM.size
         try:
-            decoded = tables.decode_symbols(self.data, hdr[4], count, shdr[4], shdr[5])
+            symbols = tables.build_symbols(self.data, hdr[4], symtab.size // SYM.size, shdr[4], shdr[5], sections,
+                                           shndx_table.data if shndx_table is not None else b"", Symbol)
         except ValueError as exc:
             raise self.fail(f"symbol table: {exc}") from None
-        nsec = len(sections)
-        xindex, loreserve, stt_section = int(SHN.XINDEX), int(SHN.LORESERVE), int(STT.SECTION)
-        symbols = []
-        append = symbols.append
-        for i, (name, info, other, shndx, value, size) in enumerate(decoded):
-            if 0 < shndx < loreserve:
-                if shndx >= nsec:
-                    raise self.fail(f"symbol {name or i}: section index {shndx} out of range")
-                section = sections[shndx]
-                shndx = 0
-            elif shndx == xindex:
-                if shndx_table is None or (i + 1) * 4 > len(shndx_table.data):
-                    raise self.fail(f"symbol {name or i}: extended section index missing")
-                shndx = int.from_bytes(shndx_table.data[i * 4:i * 4 + 4], "little")
-                if not 0 < shndx < nsec:
-                    raise self.fail(f"symbol {name or i}: extended section index {shndx} out of range")
-                section = sections[shndx]
-                shndx = 0
-            else:
-                section = None
-            sym = Symbol(name, info >> 4, info & 0xF, other, section, shndx, value, size, i)
-            if section is not None and info & 0xF == stt_section and section.symbol is None:
-                section.symbol = sym
-            append(sym)
+        except IndexError as exc:
+            raise self.fail(str(exc)) from None
         if not symbols:
             symbols.append(Symbol(name=""))
         return symbols

@@ -13,7 +13,9 @@ from kbuilder.elf.constants import EHDR, ELFCLASS64, ELFDATA2LSB, ELFMAG, SHDR, 
 from kbuilder.errors import ElfFormatError
 
 
-@dataclass(frozen=True, slots=True)
+# Not frozen: a frozen dataclass's __init__ costs four times as much, and a
+# vmlinux has some 150,000 symbols. Treat entries as read-only all the same.
+@dataclass(slots=True)
 class SymbolEntry:
     name: str
     bind: int

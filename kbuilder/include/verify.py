@@ -9,6 +9,9 @@ from kbuilder.pair import ObjectPair, Status
 
 # Existing data that may be included: only WARN_ONCE-style flags live there.
 _DATA_OK = (".data.unlikely", ".data..unlikely", ".data.once", ".data..once")
+# Plain ints: `flags & SHF.X` would go through IntFlag.__rand__, Python code
+# run for every section.
+_GROUP, _EXECINSTR, _STRINGS, _ALLOC = int(SHF.GROUP), int(SHF.EXECINSTR), int(SHF.STRINGS), int(SHF.ALLOC)
 _INIT_PREFIXES = (".init.", ".exit.", ".ref.", ".meminit.", ".devinit.", ".cpuinit.")
 
 
@@ -28,7 +31,7 @@ def verify_patchability(pair: ObjectPair) -> None:
         special = arch.special_section(base.name) is not None
         if status is Status.CHANGED and sec not in pair.included and not special:
             _refuse_unselected(pair, base)
-        elif sec.flags & SHF.GROUP and status is not Status.SAME and sec in pair.included:
+        elif sec.flags & _GROUP and status is not Status.SAME and sec in pair.included:
             pair.refuse("section-group", f"changed section {sec.name} is part of a section group (COMDAT)")
         if sec in pair.included and status is not Status.NEW and sec.type != SHT.RELA and _is_data(sec):
             if not sec.name.startswith(_DATA_OK) and not special:
@@ -39,7 +42,8 @@ def verify_patchability(pair: ObjectPair) -> None:
 def _is_data(sec: Section) -> bool:
     """Writable data the running kernel already uses. Read-only data may be
     copied: the new code reads its copy, the old code the original."""
-    if sec.flags & SHF.EXECINSTR or sec.flags & SHF.STRINGS or not sec.flags & SHF.ALLOC:
+    flags = sec.flags
+    if flags & _EXECINSTR or flags & _STRINGS or not flags & _ALLOC:
         return False
     return sec.name.startswith((".data", ".bss"))
 

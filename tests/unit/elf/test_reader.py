@@ -160,6 +160,45 @@ def test_compiled_and_pure_tables_agree_on_largest_object(corpus: Path) -> None:
         assert built_c == [(o, t, s, a) for o, s, t, a in decoded_c], name
 
 
+def _record(*fields: Any) -> tuple[Any, ...]:
+    return fields
+
+
+class _Sec:
+    """What build_symbols touches on a section: its first section symbol."""
+
+    def __init__(self, index: int) -> None:
+        self.index, self.symbol = index, None
+
+
+@pytest.mark.conformance
+def test_compiled_and_pure_model_builders_agree(corpus_object: Path) -> None:
+    """build_sections / build_symbols: same records from both twins, and the
+    same as pyelftools' view of the headers and symbols."""
+    compiled, pure = _both_impls()
+    data = corpus_object.read_bytes()
+    with open(corpus_object, "rb") as fh:
+        elf = ELFFile(fh)
+        shoff, shnum = elf["e_shoff"], elf.num_sections()
+        names = elf.get_section(elf["e_shstrndx"])
+        want_names = [s.name for s in elf.iter_sections()]
+        symtab = elf.get_section_by_name(".symtab")
+        strtab = elf.get_section(symtab["sh_link"])
+        want_syms = [(s.name, s["st_value"], s["st_size"]) for s in symtab.iter_symbols()]
+        sym = (symtab["sh_offset"], symtab["sh_size"] // 24, strtab["sh_offset"], strtab["sh_size"])
+    built = [impl.build_sections(data, shoff, shnum, names["sh_offset"], names["sh_size"], 1 << 30, _record)
+             for impl in (compiled, pure)]
+    assert built[0] == built[1]
+    assert [record[0] for record in built[0]] == want_names
+    sections_c, sections_p = ([_Sec(i) for i in range(shnum)] for _ in range(2))
+    symbols_c = compiled.build_symbols(data, *sym, sections_c, b"", _record)
+    symbols_p = pure.build_symbols(data, *sym, sections_p, b"", _record)
+    assert [(r[0], r[6], r[7]) for r in symbols_c] == want_syms
+    assert [r[:4] + (getattr(r[4], "index", None),) + r[5:] for r in symbols_c] == \
+        [r[:4] + (getattr(r[4], "index", None),) + r[5:] for r in symbols_p]
+    assert [s.symbol is not None for s in sections_c] == [s.symbol is not None for s in sections_p]
+
+
 @pytest.mark.conformance
 def test_tables_match_pyelftools(tables_impl: ModuleType, corpus: Path) -> None:
     path = corpus / "x86_64/new-function.ORIG.o"
