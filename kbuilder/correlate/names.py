@@ -8,6 +8,7 @@ A correlation key drops those numbers so that equal keys mean "same entity".
 from __future__ import annotations
 
 import re
+from functools import lru_cache
 
 from kbuilder.elf.constants import STT
 from kbuilder.elf.model import Section, Symbol
@@ -38,6 +39,9 @@ _SPECIAL_STATIC_SECTIONS = (".data.once", ".data..once", "__verbose", "__dyndbg"
                             ".data.__unnamed_")
 
 
+# Cached: every name is asked for on both sides and again when relocations
+# are compared, and a kernel tree repeats most names from object to object.
+@lru_cache(maxsize=1 << 16)
 def correlation_key(name: str) -> str:
     """`foo.isra.3` -> `foo.isra`; `counter.12` -> `counter`; string sections
     (`.rodata.foo.str1.8`) are kept as they are."""
@@ -71,7 +75,11 @@ def is_special_static(sym: Symbol) -> bool:
 
 
 def _is_special_static_section(sec: Section) -> bool:
-    name = sec.name
+    return _is_special_static_section_name(sec.name)
+
+
+@lru_cache(maxsize=1 << 16)
+def _is_special_static_section_name(name: str) -> bool:
     return name.startswith(_SPECIAL_STATIC_SECTIONS) or _BUNDLED_SPECIAL_RE.match(name) is not None
 
 
