@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from kbuilder import __version__
 from kbuilder.elf.constants import SHN, STB, STT, STV
 from kbuilder.elf.model import ElfObject, Symbol
+from kbuilder.errors import UnpatchableError
 
 CALLBACK_KINDS = ("pre_patch", "post_patch", "pre_unpatch", "post_unpatch")
 _CALLBACK_SECTION = re.compile(r"^\.(?:klp|kpatch)\.callbacks\.(pre_patch|post_patch|pre_unpatch|post_unpatch)$")
@@ -78,7 +79,10 @@ def add_aliases(spec: ModuleSpec, out: ElfObject, functions: list[dict[str, obje
                 continue
             per_object = spec.callbacks.setdefault(objname, {})
             if kind in per_object:
-                raise ValueError(f"more than one {kind} callback for {objname}")
+                # struct klp_callbacks holds one function of each kind per object.
+                raise UnpatchableError([f"more than one {kind.replace('_', '-')} callback for {objname} "
+                                        f"(also {target.name}); the livepatch API takes one per object: "
+                                        f"call the others from one of them"], path=source)
             alias = f"__kbuilder_cb_{sum(len(v) for v in spec.callbacks.values())}"
             out.add_symbol(_alias_of(target, alias))
             per_object[kind] = alias
