@@ -173,11 +173,19 @@ def _explain(pair: ObjectPair, changed: list[str]) -> dict[str, list[str]]:
     """Before the output stage touches the patched sections."""
     from kbuilder.compare.explain import explain_change
 
+    def explain(sec: Section) -> list[str]:
+        twin = pair.twin.get(sec)
+        return explain_change(pair.arch, twin if isinstance(twin, Section) else None, sec)
+
     found = {}
     for sym in pair.patched.obj.symbols:
         if sym.type == STT.FUNC and sym.name in changed and sym.section is not None:
-            twin = pair.twin.get(sym.section)
-            found[sym.name] = explain_change(pair.arch, twin if isinstance(twin, Section) else None, sym.section)
+            lines = explain(sym.section) if pair.status_of(sym.section) is not Status.SAME else []
+            # The change may lie only in an out-of-line piece (foo.cold, foo.part.N).
+            for child in pair.patched.children.get(sym, ()):
+                if child.section is not None and pair.status_of(child.section) is not Status.SAME:
+                    lines += explain(child.section)
+            found[sym.name] = lines or explain(sym.section)
     return found
 
 

@@ -132,6 +132,15 @@ def test_explain(tmp_path: Path) -> None:
     assert explanation.startswith("    ") and ".text.n_tty_write" in explanation, run.stdout
 
 
+def test_explain_points_into_the_cold_part(tmp_path: Path) -> None:
+    """clone-cold changes only an error return that gcc moved to buf_append.cold:
+    the explanation shows that instruction, not a bare "changed"."""
+    orig, patched = fixture_build.compile_fixture("clone-cold", cache_dir())
+    run = kbuild(*diff_args(orig, patched, tmp_path / "out.o", "--explain"))
+    assert run.rc == EXIT_OK, run.stderr
+    assert "first differing instruction" in run.stdout and "0xffffffea" in run.stdout, run.stdout
+
+
 # ---------------------------------------------------------------------------
 # Refusals and no change: exit code, messages, and nothing written
 # ---------------------------------------------------------------------------
