@@ -60,6 +60,8 @@ class ObjectPair:
     # Sections left out of comparison and inclusion (`.discard*`, ...).
     ignored: set[Section] = field(default_factory=set)
     refusals: list[Refusal] = field(default_factory=list)
+    # Patched sections a refusal already names (later checks need not repeat it).
+    refused: set[Section] = field(default_factory=set)
     warnings: list[str] = field(default_factory=list)
     # Changed sections whose change is explained and accepted (e.g. __LINE__).
     notes: dict[str, str] = field(default_factory=dict)

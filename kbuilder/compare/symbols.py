@@ -68,6 +68,7 @@ def check_correlated_symbols(pair: ObjectPair) -> None:
         if osym.type == STT.OBJECT and osym.size != psym.size:
             pair.refuse("object-size", f"object size mismatch: {osym.name} ({osym.size} -> {psym.size} bytes); "
                         "existing data cannot change layout (use a shadow variable)")
+            pair.refused.add(psym.section)
 
 
 def _moved_between_text_subsections(osec: Section, psec: Section) -> bool:

@@ -29,12 +29,12 @@ def verify_patchability(pair: ObjectPair) -> None:
         if sec.type == SHT.RELA and pair.status_of(base) is not Status.SAME:
             continue  # reported with its base
         special = arch.special_section(base.name) is not None
-        if status is Status.CHANGED and sec not in pair.included and not special:
+        if status is Status.CHANGED and sec not in pair.included and not special and base not in pair.refused:
             _refuse_unselected(pair, base)
         elif sec.flags & _GROUP and status is not Status.SAME and sec in pair.included:
             pair.refuse("section-group", f"changed section {sec.name} is part of a section group (COMDAT)")
         if sec in pair.included and status is not Status.NEW and sec.type != SHT.RELA and _is_data(sec):
-            if not sec.name.startswith(_DATA_OK) and not special:
+            if not sec.name.startswith(_DATA_OK) and not special and sec not in pair.refused:
                 pair.refuse("data-changed", f"data section {sec.name} selected for inclusion: the patch "
                             "changes existing data, which cannot be live-patched (use a shadow variable or callback)")
 
