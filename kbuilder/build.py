@@ -272,14 +272,29 @@ def _symbol_tables(orig: KernelBuild, vmlinux: Path | None, spec: ModuleSpec) ->
 
 
 def build_id(vmlinux: Path) -> str:
-    """The GNU build id note of vmlinux, as hex."""
-    data = vmlinux.read_bytes()
-    i = data.find(b"GNU\0")
-    while i >= 12:
-        namesz, descsz, ntype = (int.from_bytes(data[i - 12 + k:i - 8 + k], "little") for k in (0, 4, 8))
-        if namesz == 4 and ntype == 3 and 8 <= descsz <= 64:
-            return data[i + 4:i + 4 + descsz].hex()
-        i = data.find(b"GNU\0", i + 4)
+    """The GNU build id of vmlinux, as hex, read from its `.notes` section:
+    that section is what the running kernel exports as /sys/kernel/notes,
+    which the agent matches artifacts against. (Not the first build-id note
+    anywhere in the file: vmlinux embeds the vDSO, an ELF image with a
+    build id of its own, ahead of `.notes`.) Other ELF files: their first
+    SHT_NOTE section with a build id. "" when there is none."""
+    from elftools.common.exceptions import ELFError
+    from elftools.elf.elffile import ELFFile
+
+    from kbuilder.agent.kernel import parse_build_id
+
+    try:
+        with open(vmlinux, "rb") as fh:
+            elf = ELFFile(fh)
+            notes = elf.get_section_by_name(".notes")
+            candidates = [notes] if notes is not None else \
+                [sec for sec in elf.iter_sections() if sec["sh_type"] == "SHT_NOTE"]
+            for section in candidates:
+                found = parse_build_id(section.data())
+                if found:
+                    return found
+    except ELFError:
+        pass
     return ""
 
 
