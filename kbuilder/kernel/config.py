@@ -89,6 +89,25 @@ LIVEPATCH_FRAGMENT: tuple[str, ...] = (
     "CONFIG_SAMPLE_LIVEPATCH=m",
     # No DWARF: faster builds, and nothing here needs it.
     "CONFIG_DEBUG_INFO_NONE=y",
+    # The host's filesystem shared read-only over 9p on virtio-pci (what
+    # virtme-ng does), so a guest can run the host's Python and the project
+    # venv by their absolute paths (vm_hostfs). 9P_FS depends on INET, which
+    # needs NET: the kernel gets a network stack but the guest no network
+    # device (QEMU runs with -nic none). IPv6 adds nothing here but build time.
+    "CONFIG_NET=y",
+    "CONFIG_INET=y",
+    "# CONFIG_IPV6 is not set",
+    "CONFIG_NETWORK_FILESYSTEMS=y",
+    "CONFIG_VIRTIO_MENU=y",
+    "CONFIG_VIRTIO=y",
+    "CONFIG_VIRTIO_PCI=y",
+    "CONFIG_NET_9P=y",
+    "CONFIG_NET_9P_VIRTIO=y",
+    "CONFIG_9P_FS=y",
+    # What host programs run in the guest expect of a kernel: flock (the
+    # agent's and the repository's lock files) and POSIX timers.
+    "CONFIG_FILE_LOCKING=y",
+    "CONFIG_POSIX_TIMERS=y",
 )
 
 _SET = re.compile(r"^(CONFIG_[A-Za-z0-9_]+)=(.*)$")
