@@ -91,8 +91,8 @@ LIVEPATCH_FRAGMENT: tuple[str, ...] = (
     "CONFIG_DEBUG_INFO_NONE=y",
     # The host's filesystem shared read-only over 9p on virtio-pci (what
     # virtme-ng does), so a guest can run the host's Python and the project
-    # venv by their absolute paths (vm_hostfs). 9P_FS depends on INET, which
-    # needs NET: the kernel gets a network stack but the guest no network
+    # venv by their absolute paths (kbuilder.kernel.hostfs). 9P_FS needs INET,
+    # which needs NET: the kernel gets a network stack but the guest no network
     # device (QEMU runs with -nic none). IPv6 adds nothing here but build time.
     "CONFIG_NET=y",
     "CONFIG_INET=y",

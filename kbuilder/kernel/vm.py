@@ -6,10 +6,12 @@ check that must pass or fail, disable, unload, ...) and prints one
 machine-readable marker per step on the serial console:
 
     KBUILDER: start
-    KBUILDER: before=1                  <- the label of a step, then its exit status
-    KBUILDER-ERR: insmod: can't insert ... <- detail lines for the next marker
+    KBUILDER: before=1                       <- the label of a step, then its exit status
+    KBUILDER-ERR: insmod: can't insert ...   <- detail lines for the next marker
     KBUILDER: load:livepatch_sample=0
-    KBUILDER: stopped=after             <- the guest stops at the first unexpected outcome
+    KBUILDER-OUT: ...                        <- output a step keeps (kbuilder.kernel.hostfs.HostCommand)
+    KBUILDER: agent-update=0
+    KBUILDER: stopped=after                  <- the guest stops at the first unexpected outcome
     KBUILDER: dmesg-begin ... KBUILDER: dmesg-end
     KBUILDER: done
 
@@ -43,6 +45,7 @@ QEMU = "qemu-system-x86_64"
 APPEND = "console=ttyS0 panic=-1 oops=panic quiet loglevel=4"
 MARK = "KBUILDER: "
 ERR = "KBUILDER-ERR: "
+OUT = "KBUILDER-OUT: "
 # What in a console log means the kernel went wrong (dmesg is dumped into the
 # log at the end, so this also sees messages below the console loglevel).
 PROBLEM = re.compile(r"Call Trace|Oops|BUG:|Kernel panic|WARNING: CPU")
@@ -77,21 +80,25 @@ class BootResult:
 
 
 def qemu_command(kernel: Path, initrd: Path, *, memory: str = "512M", cpus: int = 2, append: str = APPEND,
-                 accel: str = "tcg") -> list[str]:
-    return [QEMU, "-accel", accel, "-m", memory, "-smp", str(cpus), "-nographic", "-no-reboot",
-            "-kernel", str(kernel), "-initrd", str(initrd), "-append", append]
+                 accel: str = "tcg", extra: Sequence[str] = ()) -> list[str]:
+    # -nic none: QEMU would otherwise add a default network card; the guests
+    # never have networking (what they need of the host comes from 9p).
+    return [QEMU, "-accel", accel, "-m", memory, "-smp", str(cpus), "-nographic", "-no-reboot", "-nic", "none",
+            *extra, "-kernel", str(kernel), "-initrd", str(initrd), "-append", append]
 
 
 def boot(kernel: Path, initramfs_path: Path, *, timeout: float = 120, memory: str = "512M", cpus: int = 2,
-         log: Path, append: str = APPEND, accel: str = "tcg") -> BootResult:
+         log: Path, append: str = APPEND, accel: str = "tcg", extra: Sequence[str] = ()) -> BootResult:
     """Boot `kernel` with `initramfs_path` until the guest reboots (QEMU then
-    exits) or `timeout` seconds pass (QEMU is then killed)."""
+    exits) or `timeout` seconds pass (QEMU is then killed). `extra` are more
+    QEMU arguments (devices such as the host share of kbuilder.kernel.hostfs)."""
     for path, what in ((kernel, "kernel image"), (initramfs_path, "initramfs")):
         if not Path(path).is_file():
             raise InputError(f"{what} not found", path=str(path))
     if shutil.which(QEMU) is None:
         raise ToolchainError(f"{QEMU} not found (Debian package qemu-system-x86)")
-    cmd = qemu_command(Path(kernel), Path(initramfs_path), memory=memory, cpus=cpus, append=append, accel=accel)
+    cmd = qemu_command(Path(kernel), Path(initramfs_path), memory=memory, cpus=cpus, append=append, accel=accel,
+                       extra=extra)
     # coreutils timeout kills QEMU (TERM, then KILL) and still lets us read
     # what the console printed so far from the pipe.
     wrapped = ["timeout", "-k", "5", f"{timeout:g}", *cmd]
@@ -166,14 +173,21 @@ class Expect:
 
 class Step:
     """One action in the guest: `command` is a shell command (it may use the
-    helpers in _HELPERS) whose exit status is the step's result; `success`
-    says whether 0 is the expected status."""
+    helpers in _HELPERS, and the shell functions its `helpers` returns) whose
+    exit status is the step's result; `success` says whether 0 is the
+    expected status. `qemu_args` are QEMU arguments the step needs (a device)."""
 
     def label(self) -> str:
         raise NotImplementedError
 
     def command(self, image_path: dict[Path, str]) -> str:
         raise NotImplementedError
+
+    def helpers(self) -> str:
+        return ""
+
+    def qemu_args(self) -> tuple[str, ...]:
+        return ()
 
     @property
     def success(self) -> bool:
@@ -339,6 +353,9 @@ set -o pipefail
 kb_clean() {  # printable ASCII only: the host decodes the console as text
 	tr -c '\11\12\15\40-\176' '?'
 }
+kb_output() {  # a step's output, marked so that the host keeps it with the step
+	kb_clean | sed 's/^/KBUILDER-OUT: /'
+}
 kb_result() {  # LABEL STATUS WANT(0: success, 1: failure)
 	echo "KBUILDER: $1=$2"
 	if [ "$3" = 0 ] && [ "$2" != 0 ]; then echo "KBUILDER: stopped=$1"; exit 1; fi
@@ -414,6 +431,7 @@ class Guest:
     init: str
     script: str
     files: dict[str, Path] = field(default_factory=dict)
+    qemu_args: tuple[str, ...] = ()
 
 
 def make_guest(steps: Iterable[Step]) -> Guest:
@@ -435,6 +453,9 @@ def make_guest(steps: Iterable[Step]) -> Guest:
     labels: list[str] = []
     seen: dict[str, int] = {}
     body = []
+    # Each kind of step brings its helpers and devices once, in first-use order.
+    helpers = list(dict.fromkeys(h for h in (step.helpers() for step in steps) if h))
+    qemu_args = list(dict.fromkeys(a for a in (step.qemu_args() for step in steps) if a))
     for step in steps:
         base = step.label()
         if not _LABEL.fullmatch(base):
@@ -443,8 +464,8 @@ def make_guest(steps: Iterable[Step]) -> Guest:
         label = base if seen[base] == 1 else f"{base}#{seen[base]}"
         labels.append(label)
         body.append(f"{step.command(image_path)}; kb_result {label} $? {0 if step.success else 1}")
-    script = "#!/bin/sh\n" + _HELPERS + "\n" + "\n".join(body) + "\n"
-    return Guest(tuple(labels), steps, _INIT, script, files)
+    script = "#!/bin/sh\n" + _HELPERS + "".join(helpers) + "\n" + "\n".join(body) + "\n"
+    return Guest(tuple(labels), steps, _INIT, script, files, tuple(a for args in qemu_args for a in args))
 
 
 def guest_initramfs(guest: Guest) -> bytes:
@@ -466,6 +487,7 @@ class Outcome:
     ok: bool
     detail: str = ""          # why it is not ok (one line), "" when ok
     guest_lines: tuple[str, ...] = ()   # KBUILDER-ERR lines printed with it
+    output: tuple[str, ...] = ()        # KBUILDER-OUT lines: what a step that keeps its output printed
 
 
 @dataclass(frozen=True, slots=True)
@@ -486,11 +508,14 @@ class TestLoadResult:
     def seconds(self) -> float:
         return self.boot.seconds
 
-    def status(self, label: str) -> int | None:
+    def outcome(self, label: str) -> Outcome:
         for outcome in self.outcomes:
             if outcome.label == label:
-                return outcome.status
+                return outcome
         raise KeyError(label)
+
+    def status(self, label: str) -> int | None:
+        return self.outcome(label).status
 
 
 def _guest_error(lines: Sequence[str], module_hint: str) -> str:
@@ -508,7 +533,9 @@ def _guest_error(lines: Sequence[str], module_hint: str) -> str:
 def parse_result(guest: Guest, boot_result: BootResult) -> TestLoadResult:
     statuses: dict[str, int] = {}
     details: dict[str, tuple[str, ...]] = {}
+    outputs: dict[str, tuple[str, ...]] = {}
     pending: list[str] = []
+    printed: list[str] = []
     in_dmesg = False
     for raw in boot_result.lines:
         line = raw.strip()
@@ -521,18 +548,25 @@ def parse_result(guest: Guest, boot_result: BootResult) -> TestLoadResult:
         if ERR in line:
             pending.append(line.split(ERR, 1)[1].strip())
             continue
+        if OUT in line:
+            printed.append(line.split(OUT, 1)[1].rstrip())
+            continue
         m = _MARKER.search(line)
         if m and m.group(1) not in statuses:
             statuses[m.group(1)] = int(m.group(2))
             details[m.group(1)] = tuple(pending)
+            outputs[m.group(1)] = tuple(printed)
             pending = []
+            printed = []
     problems = tuple(boot_result.kernel_problems())
     outcomes = []
+    running = _next_label(guest, statuses)
     for label, step in zip(guest.labels, guest.steps):
         status = statuses.get(label)
         lines = details.get(label, ())
         if status is None:
-            outcomes.append(Outcome(label, step.success, None, False, "no result marker", lines))
+            outcomes.append(Outcome(label, step.success, None, False, "no result marker", lines,
+                                    tuple(printed) if label == running else ()))
             continue
         ok = (status == 0) == step.success
         detail = ""
@@ -540,12 +574,18 @@ def parse_result(guest: Guest, boot_result: BootResult) -> TestLoadResult:
             detail = step.explain(status)
             hint = (module_name(step.module) if isinstance(step, Load) and not step.must_fail
                     else step.name if isinstance(step, Unload) else None)
-            err = _guest_error(lines, hint) if hint is not None else ""
+            # Other steps print detail lines only about their own failure (a mount): the first says it.
+            err = _guest_error(lines, hint) if hint is not None else (lines[0] if lines else "")
             if err:
                 detail += f": {err}"
-        outcomes.append(Outcome(label, step.success, status, ok, detail, lines))
+        outcomes.append(Outcome(label, step.success, status, ok, detail, lines, outputs.get(label, ())))
     failure = _first_failure(outcomes, problems, boot_result)
     return TestLoadResult(not failure, failure, tuple(outcomes), problems, boot_result)
+
+
+def _next_label(guest: Guest, statuses: dict[str, int]) -> str | None:
+    """The first step without a marker: the one the guest was running when it stopped."""
+    return next((label for label in guest.labels if label not in statuses), None)
 
 
 def _first_failure(outcomes: Sequence[Outcome], problems: Sequence[str], boot_result: BootResult) -> str:
@@ -588,7 +628,7 @@ def run_steps(kernel: Path, steps: Iterable[Step], *, timeout: float = 120, log:
     tmp = initrd.with_name(initrd.name + ".tmp")
     tmp.write_bytes(guest_initramfs(guest))
     tmp.replace(initrd)
-    result = boot(kernel, initrd, timeout=timeout, memory=memory, cpus=cpus, log=log)
+    result = boot(kernel, initrd, timeout=timeout, memory=memory, cpus=cpus, log=log, extra=guest.qemu_args)
     return parse_result(guest, result)
 
 
