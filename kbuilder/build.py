@@ -27,6 +27,8 @@ from kbuilder.kernel.tree import ChangedObject, KernelBuild, build_original, bui
 from kbuilder.module.check import check_module
 from kbuilder.module.generate import ModuleSpec, add_aliases, sanitize_module_name
 from kbuilder.module.kbuild import build_module
+from kbuilder.module.signing import Signing, find_tool, record_signature, sign_blob
+from kbuilder.module.signing import check as check_signing
 from kbuilder.util.files import atomic_write
 
 Progress = Callable[[str], None]
@@ -46,6 +48,8 @@ class BuildOptions:
     states: tuple[tuple[int, int], ...] = ()
     # Builds the metadata from (report, diff reports); series builds set it.
     metadata: Callable[[dict[str, Any], list[dict[str, Any]]], Any] | None = None
+    # Sign the module with the kernel's sign-file (kbuilder.module.signing).
+    signing: Signing | None = None
 
 
 @dataclass(slots=True)
@@ -86,9 +90,17 @@ def prepare(opts: BuildOptions, progress: Progress) -> tuple[list[SourcePatch], 
     patches = [read_patch(Path(p).resolve()) for p in opts.patches]
     check_patches(patches)
     config = validate_inputs(opts)
+    if opts.signing is not None:
+        check_signing(opts.signing)
     orig = build_original(opts.source, config, jobs=opts.jobs or os.cpu_count() or 1, progress=progress)
     check_compiler(orig, opts.vmlinux)
+    if opts.signing is not None:
+        find_tool(opts.signing, _sign_trees(opts, orig))    # fail now, not after the build
     return patches, orig
+
+
+def _sign_trees(opts: BuildOptions, orig: KernelBuild) -> list[Path]:
+    return [orig.obj, Path(opts.source)]
 
 
 def build_livepatch(opts: BuildOptions, progress: Progress) -> BuildResult:
@@ -130,6 +142,12 @@ def build_from_changed(name: str, opts: BuildOptions, orig: KernelBuild, patches
     clock.lap("verify")
     report = build_report(name, opts, orig, patches, reports, spec, serialize(ko), verify.modinfo, moved)
     blob = attach_metadata(ko, report, reports, opts)
+    if opts.signing is not None:
+        tool = find_tool(opts.signing, _sign_trees(opts, orig))
+        progress(f"signing {name}.ko with {tool}")
+        blob = sign_blob(blob, opts.signing, tool, work / f"{name}.ko")
+        record_signature(report, blob, opts.signing, tool)
+        clock.lap("sign")
     module_path = opts.output / f"{name}.ko"
     report_path = opts.output / f"{name}.json"
     atomic_write(module_path, blob)

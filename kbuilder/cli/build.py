@@ -27,15 +27,28 @@ import click
               help="Directory for NAME.ko and NAME.json.")
 @click.option("--no-replace", is_flag=True, help="Stack on earlier patches instead of replacing them.")
 @click.option("--json", "json_path", type=click.Path(dir_okay=False), help="Also write the report here.")
+@click.option("--sign-key", help="Sign the module: private key (PEM file or pkcs11: URI) for the kernel's sign-file.")
+@click.option("--sign-cert", type=click.Path(dir_okay=False),
+              help="Sign the module: the X.509 certificate (PEM or DER) the target kernel trusts.")
+@click.option("--sign-hash", type=click.Choice(["sha256", "sha384", "sha512", "sha3-256", "sha3-384", "sha3-512"]),
+              default="sha256", show_default=True, help="Sign the module: the signature's hash.")
+@click.option("--sign-file", "sign_tool", type=click.Path(dir_okay=False),
+              help="Sign the module with this sign-file (default: scripts/sign-file of the target's build or source tree).")
 def build(patches: tuple[str, ...], series: str | None, mode: str | None, level: int | None,
           min_severity: str | None, source: str, config: str | None, vmlinux: str | None, jobs: int,
-          name: str | None, output: str, no_replace: bool, json_path: str | None) -> None:
+          name: str | None, output: str, no_replace: bool, json_path: str | None, sign_key: str | None,
+          sign_cert: str | None, sign_hash: str, sign_tool: str | None) -> None:
     """Build a livepatch module from PATCHES against the kernel in --source.
+
+    With --sign-key and --sign-cert the module is signed last (the kernel's
+    module signature, for kernels that enforce signatures); NAME.json then
+    describes the signed file.
 
     Exit status: 0 built and verified, 2 a change cannot be live-patched,
     3 the patches change nothing, 1 error.
     """
     from kbuilder.build import BuildOptions, build_livepatch
+    from kbuilder.module.signing import Signing
     from kbuilder.util.files import atomic_write
 
     quiet = json_path is not None or not sys.stderr.isatty()
@@ -48,9 +61,15 @@ def build(patches: tuple[str, ...], series: str | None, mode: str | None, level:
         raise click.UsageError("give either PATCHES or --series FILE")
     if not series and (mode or level is not None or min_severity):
         raise click.UsageError("--cumulative, --incremental, --level and --min-severity go with --series")
+    if bool(sign_key) != bool(sign_cert):
+        raise click.UsageError("--sign-key and --sign-cert go together")
+    if sign_tool and not sign_key:
+        raise click.UsageError("--sign-file goes with --sign-key and --sign-cert")
+    signing = Signing(sign_key, Path(sign_cert), sign_hash, Path(sign_tool) if sign_tool else None) \
+        if sign_key and sign_cert else None
     opts = BuildOptions(source=Path(source), patches=tuple(Path(p) for p in patches),
                         config=Path(config) if config else None, vmlinux=Path(vmlinux) if vmlinux else None,
-                        jobs=jobs, name=name, output=Path(output), replace=not no_replace)
+                        jobs=jobs, name=name, output=Path(output), replace=not no_replace, signing=signing)
     if series:
         from kbuilder.build_series import build_series
 
@@ -67,7 +86,8 @@ def build(patches: tuple[str, ...], series: str | None, mode: str | None, level:
             click.echo(f"replaces {fn['object']}:{fn['name']}{pos}  ({fn['source']})")
         for left in result.report.get("selection", {}).get("left_out", []):
             click.echo(f"left out {left['patch']}: {left['reason']}")
-        click.echo(f"built {result.module} ({result.report['livepatch_relocations']} livepatch relocations), "
-                   f"report {result.report_path}")
+        signed = " (signed)" if "signature" in result.report["module"] else ""
+        click.echo(f"built {result.module}{signed} ({result.report['livepatch_relocations']} livepatch "
+                   f"relocations), report {result.report_path}")
         stages = ", ".join(f"{k} {v:.1f}s" for k, v in result.timings.items())
         click.echo(f"stages: {stages}", err=True)

@@ -67,11 +67,12 @@ def sign_file_tool(kernel_tree: str | Path) -> Path:
     return tool
 
 
-def sign_module(module: str | Path, *, kernel_tree: str | Path, key: str, certificate: str | Path,
-                hash_algo: str = "sha256") -> ModuleSignature:
-    """Sign `module` in place with the tree's scripts/sign-file. `key` is a
-    PEM private key file or a PKCS#11 URI; `certificate` the X.509 (PEM or
-    DER) the target kernel trusts. Refuses a module that is already signed."""
+def sign_module(module: str | Path, *, kernel_tree: str | Path | None = None, key: str, certificate: str | Path,
+                hash_algo: str = "sha256", tool: str | Path | None = None) -> ModuleSignature:
+    """Sign `module` in place with `tool` (default: the tree's
+    scripts/sign-file). `key` is a PEM private key file or a PKCS#11 URI;
+    `certificate` the X.509 (PEM or DER) the target kernel trusts. Refuses
+    a module that is already signed."""
     if hash_algo not in HASHES:
         raise InputError(f"unknown module signature hash {hash_algo!r} (expected {', '.join(HASHES)})")
     module = Path(module)
@@ -82,7 +83,14 @@ def sign_module(module: str | Path, *, kernel_tree: str | Path, key: str, certif
         raise InputError("module signing key not found", path=key)
     if not Path(certificate).is_file():
         raise InputError("module signing certificate not found", path=str(certificate))
-    tool = sign_file_tool(kernel_tree)
+    if tool is not None:
+        tool = Path(tool)
+        if not tool.is_file():
+            raise ToolchainError(f"{tool} not found (the kernel's scripts/sign-file)")
+    elif kernel_tree is not None:
+        tool = sign_file_tool(kernel_tree)
+    else:
+        raise InputError("sign_module needs the kernel tree or the sign-file tool")
     if shutil.which(str(tool)) is None and not tool.stat().st_mode & 0o111:
         raise ToolchainError(f"{tool} is not executable")
     proc = subprocess.run([str(tool), hash_algo, key, str(certificate), str(module)], capture_output=True,
