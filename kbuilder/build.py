@@ -9,7 +9,9 @@ import json
 import os
 import re
 import shutil
+from collections.abc import Iterator
 from concurrent.futures import ProcessPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
@@ -23,7 +25,13 @@ from kbuilder.errors import InputError, NoChangeError, UnpatchableError
 from kbuilder.kernel import toolchain
 from kbuilder.kernel.cache import cache_root
 from kbuilder.kernel.patches import SourcePatch, check_patches, read_patch
-from kbuilder.kernel.tree import ChangedObject, KernelBuild, build_original, build_patched
+from kbuilder.kernel.tree import (
+    ChangedObject,
+    KernelBuild,
+    build_original,
+    build_patched,
+    locked,
+)
 from kbuilder.module.check import check_module
 from kbuilder.module.generate import ModuleSpec, add_aliases, sanitize_module_name
 from kbuilder.module.kbuild import build_module
@@ -108,14 +116,24 @@ def build_livepatch(opts: BuildOptions, progress: Progress) -> BuildResult:
     patches, orig = prepare(opts, progress)
     clock.lap("original build")
     name = module_name(opts, patches)
+    with workspace(name) as work:
+        changed = build_patched(orig, patches, work, jobs=opts.jobs or os.cpu_count() or 1, progress=progress)
+        if not changed:
+            raise NoChangeError("the patches change no object file")
+        clock.lap("patched build")
+        return build_from_changed(name, opts, orig, patches, changed, work, clock, progress)
+
+
+@contextmanager
+def workspace(name: str) -> Iterator[Path]:
+    """A fresh work directory for module NAME, held under a lock: two builds
+    of the same module name (CI jobs sharing a cache) would otherwise empty
+    each other's cache/work/NAME and cache/modbuild/NAME; the second waits."""
     work = cache_root() / "work" / name
-    shutil.rmtree(work, ignore_errors=True)
-    work.mkdir(parents=True)
-    changed = build_patched(orig, patches, work, jobs=opts.jobs or os.cpu_count() or 1, progress=progress)
-    if not changed:
-        raise NoChangeError("the patches change no object file")
-    clock.lap("patched build")
-    return build_from_changed(name, opts, orig, patches, changed, work, clock, progress)
+    with locked(cache_root() / "work" / f"{name}.lock"):
+        shutil.rmtree(work, ignore_errors=True)
+        work.mkdir(parents=True)
+        yield work
 
 
 def build_from_changed(name: str, opts: BuildOptions, orig: KernelBuild, patches: list[SourcePatch],

@@ -13,15 +13,21 @@ from __future__ import annotations
 
 import dataclasses
 import os
-import shutil
 from pathlib import Path
 from typing import Any
 
-from kbuilder.build import BuildOptions, BuildResult, Progress, _Clock, build_from_changed, prepare
+from kbuilder.build import (
+    BuildOptions,
+    BuildResult,
+    Progress,
+    _Clock,
+    build_from_changed,
+    prepare,
+    workspace,
+)
 from kbuilder.errors import NoChangeError
-from kbuilder.kernel.cache import cache_root
 from kbuilder.kernel.tree import ChangedObject, build_patched
-from kbuilder.metadata.series import Series, Selection, SeriesPatch, load_series, select
+from kbuilder.metadata.series import Selection, Series, SeriesPatch, load_series, select
 from kbuilder.module.generate import stack_symbol
 
 
@@ -70,27 +76,25 @@ def _incremental(series: Series, selection: Selection, base: BuildOptions, progr
     for k, patch in enumerate(selection.selected):
         clock = _Clock()
         name = series.incremental_module(patch)
-        work = cache_root() / "work" / name
-        shutil.rmtree(work, ignore_errors=True)
-        work.mkdir(parents=True)
-        changed = build_patched(orig, patches[:k + 1], work, jobs=jobs, progress=progress)
-        clock.lap("patched build")
-        step = _changed_by_this_patch(changed, before)
-        if not step:
-            raise NoChangeError(f"{patch.label} changes no object on top of the patches before it",
-                                path=str(patch.file))
+        with workspace(name) as work:
+            changed = build_patched(orig, patches[:k + 1], work, jobs=jobs, progress=progress)
+            clock.lap("patched build")
+            step = _changed_by_this_patch(changed, before)
+            if not step:
+                raise NoChangeError(f"{patch.label} changes no object on top of the patches before it",
+                                    path=str(patch.file))
 
-        def metadata(report: dict[str, Any], reports: list[dict[str, Any]], patch: SeriesPatch = patch) -> Any:
-            return for_series_build(report, series, selection, mode="incremental", patch=patch,
-                                    diff_reports=reports)
+            def metadata(report: dict[str, Any], reports: list[dict[str, Any]], patch: SeriesPatch = patch) -> Any:
+                return for_series_build(report, series, selection, mode="incremental", patch=patch,
+                                        diff_reports=reports)
 
-        opts = dataclasses.replace(base, patches=(patch.file,), name=name, replace=False, metadata=metadata,
-                                   states=((series.state_id(patch), 1),),
-                                   description=f"{series.name} {patch.id} (incremental, position {k + 1})")
-        result = build_from_changed(
-            name, opts, orig, [patches[k]], step, work, clock, progress,
-            provides=stack_symbol(series.name, patch.id),
-            requires=stack_symbol(series.name, previous.id) if previous is not None else None)
+            opts = dataclasses.replace(base, patches=(patch.file,), name=name, replace=False, metadata=metadata,
+                                       states=((series.state_id(patch), 1),),
+                                       description=f"{series.name} {patch.id} (incremental, position {k + 1})")
+            result = build_from_changed(
+                name, opts, orig, [patches[k]], step, work, clock, progress,
+                provides=stack_symbol(series.name, patch.id),
+                requires=stack_symbol(series.name, previous.id) if previous is not None else None)
         results.append(_rewrite_report(_with_selection(result, selection)))
         before = {c.rel: c.patched for c in changed}
         previous = patch
@@ -108,8 +112,9 @@ def _changed_by_this_patch(changed: list[ChangedObject], before: dict[str, Path]
 
 
 def _rewrite_report(result: BuildResult) -> BuildResult:
-    from kbuilder.util.files import atomic_write
     import json
+
+    from kbuilder.util.files import atomic_write
 
     atomic_write(result.report_path, (json.dumps(result.report, indent=2, sort_keys=True) + "\n").encode())
     return result
