@@ -95,4 +95,8 @@ def check_ftrace_entries(pair: ObjectPair) -> None:
             continue  # travels with its parent
         osym = pair.twin.get(psym)
         if isinstance(osym, Symbol) and osym not in pair.orig.patchable:
-            pair.refuse("no-ftrace", f"function {psym.name} has no ftrace entry (notrace?), unable to patch it")
+            hint = ""
+            if psym.name.startswith("__do_sys_"):
+                hint = ("; it is a system call body: write KLP_SYSCALL_DEFINEn (kbuilder-patch.h) "
+                        "in place of SYSCALL_DEFINEn")
+            pair.refuse("no-ftrace", f"function {psym.name} has no ftrace entry (notrace?), unable to patch it{hint}")

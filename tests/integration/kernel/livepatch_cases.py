@@ -26,7 +26,8 @@ CASES_FILE = HERE / "cases.toml"
 PATCHES = HERE / "patches"
 
 _KEYS = {"name", "patch", "demonstrates", "expect", "check", "reason", "functions", "objects", "klp_object",
-         "new", "klp_symbols", "callbacks", "warnings", "dmesg", "guest_modules", "modules_when", "setup"}
+         "new", "klp_symbols", "callbacks", "warnings", "dmesg", "guest_modules", "modules_when", "setup",
+         "combined"}
 
 
 @dataclass(frozen=True)
@@ -48,6 +49,7 @@ class Case:
     guest_modules: tuple[str, ...] = ()
     modules_when: str = "before"        # "before" | "after"
     setup: str = ""
+    combined: bool = True                # False: left out of the combined module
 
     @property
     def module_name(self) -> str:
@@ -97,7 +99,7 @@ def combined_cases() -> list[Case]:
     seen: set[Path] = set()
     out = []
     for case in pass_cases():
-        if case.patch not in seen:
+        if case.combined and case.patch not in seen:
             seen.add(case.patch)
             out.append(case)
     return out
