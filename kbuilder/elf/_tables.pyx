@@ -42,6 +42,27 @@ cdef inline bint _fits(Py_ssize_t size, Py_ssize_t off, Py_ssize_t count, Py_ssi
     return 0 <= off <= size and 0 <= count and count <= (size - off) // item
 
 
+cdef object _symbol_name(const uint8_t *strtab, Py_ssize_t strsize, uint32_t name_off):
+    """The NUL-terminated name at `name_off` of a string table of `strsize`
+    bytes; ValueError when it does not lie inside."""
+    cdef const uint8_t *stop
+    if name_off >= strsize:
+        raise ValueError(f"symbol name offset {name_off} outside the string table")
+    stop = <const uint8_t *>memchr(strtab + name_off, 0, strsize - name_off)
+    if stop == NULL:
+        raise ValueError("unterminated symbol name")
+    return PyUnicode_DecodeUTF8(<const char *>strtab + name_off, stop - (strtab + name_off), "surrogateescape")
+
+
+cdef int _check_symbol_table(Py_ssize_t size, Py_ssize_t off, Py_ssize_t count, Py_ssize_t stroff,
+                             Py_ssize_t strsize) except -1:
+    if not _fits(size, off, count, 24):
+        raise ValueError("symbol table outside the file")
+    if not _fits(size, stroff, strsize, 1):
+        raise ValueError("string table outside the file")
+    return 0
+
+
 def decode_symbols(const uint8_t[::1] buf, object off_, object count_, object stroff_, object strsize_):
     # Offsets come straight from the file: anything out of range is a
     # ValueError, never an overflow.
@@ -49,24 +70,11 @@ def decode_symbols(const uint8_t[::1] buf, object off_, object count_, object st
     off, count, stroff, strsize = _index(off_), _index(count_), _index(stroff_), _index(strsize_)
     cdef Py_ssize_t i
     cdef const uint8_t *p
-    cdef const uint8_t *start
-    cdef const uint8_t *stop
-    cdef uint32_t name_off
     cdef list out = []
-    if not _fits(buf.shape[0], off, count, 24):
-        raise ValueError("symbol table outside the file")
-    if not _fits(buf.shape[0], stroff, strsize, 1):
-        raise ValueError("string table outside the file")
+    _check_symbol_table(buf.shape[0], off, count, stroff, strsize)
     for i in range(count):
         p = &buf[0] + off + 24 * i
-        name_off = _u32(p)
-        if name_off >= strsize:
-            raise ValueError(f"symbol name offset {name_off} outside the string table")
-        start = &buf[0] + stroff + name_off
-        stop = <const uint8_t *>memchr(start, 0, strsize - name_off)
-        if stop == NULL:
-            raise ValueError("unterminated symbol name")
-        out.append((PyUnicode_DecodeUTF8(<const char *>start, stop - start, "surrogateescape"),
+        out.append((_symbol_name(&buf[0] + stroff, strsize, _u32(p)),
                     p[4], p[5], _u16(p + 6), _u64(p + 8), _u64(p + 16)))
     return out
 
@@ -120,27 +128,15 @@ def build_symbols(const uint8_t[::1] buf, object off_, object count_, object str
     off, count, stroff, strsize = _index(off_), _index(count_), _index(stroff_), _index(strsize_)
     cdef Py_ssize_t i, nsec = len(sections), nwords = shndx_words.shape[0] // 4
     cdef const uint8_t *p
-    cdef const uint8_t *start
-    cdef const uint8_t *stop
-    cdef uint32_t name_off, xindex
+    cdef uint32_t xindex
     cdef uint16_t shndx
     cdef uint8_t info
     cdef object name, section, sym
     cdef list out = []
-    if not _fits(buf.shape[0], off, count, 24):
-        raise ValueError("symbol table outside the file")
-    if not _fits(buf.shape[0], stroff, strsize, 1):
-        raise ValueError("string table outside the file")
+    _check_symbol_table(buf.shape[0], off, count, stroff, strsize)
     for i in range(count):
         p = &buf[0] + off + 24 * i
-        name_off = _u32(p)
-        if name_off >= strsize:
-            raise ValueError(f"symbol name offset {name_off} outside the string table")
-        start = &buf[0] + stroff + name_off
-        stop = <const uint8_t *>memchr(start, 0, strsize - name_off)
-        if stop == NULL:
-            raise ValueError("unterminated symbol name")
-        name = PyUnicode_DecodeUTF8(<const char *>start, stop - start, "surrogateescape")
+        name = _symbol_name(&buf[0] + stroff, strsize, _u32(p))
         info = p[4]
         shndx = _u16(p + 6)
         if 0 < shndx < 0xFF00:
