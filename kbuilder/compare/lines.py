@@ -27,25 +27,43 @@ _PASSING_TARGET_PREFIXES = ("__warned.", "__already_done.", "__func__.", "__prin
 
 
 def only_line_numbers_changed(arch: Arch, osec: Section, psec: Section) -> bool:
-    if len(osec.data) != len(psec.data) or osec.data == psec.data:
+    old_code, new_code = osec.data, psec.data
+    if len(old_code) != len(new_code) or old_code == new_code:
         return False
+    last = _last_difference(old_code, new_code)
     md = arch.disassembler
-    old = list(md.disasm_lite(osec.data, 0))
-    new = list(md.disasm_lite(psec.data, 0))
-    if len(old) != len(new) or not new or sum(i[1] for i in new) != len(psec.data):
-        return False
+    # Instruction boundaries come from decoding the patched side from the
+    # start, but only as far as the last differing byte: bytes after it are
+    # equal on both sides and need no look.
+    new = []
+    for insn in md.disasm_lite(new_code[:last + 16], 0):
+        new.append(insn)
+        if insn[0] + insn[1] > last:
+            break
+    if not new or new[-1][0] + new[-1][1] <= last or sum(i[1] for i in new) != new[-1][0] + new[-1][1]:
+        return False  # a gap: capstone stopped at bytes it could not decode
     relocs = psec.rela.relocs if psec.rela is not None else []
     offsets = [r.offset for r in relocs]
     found = False
-    for a, b in zip(old, new):
-        if osec.data[a[0]:a[0] + a[1]] == psec.data[b[0]:b[0] + b[1]]:
+    for b in new:
+        start, end = b[0], b[0] + b[1]
+        if old_code[start:end] == new_code[start:end]:
             continue
-        if a[0] != b[0] or a[1] != b[1] or not arch.is_line_number_load(a[2], a[3], b[2], b[3]):
+        # Identical bytes elsewhere: the original instruction here is the
+        # one to compare (same place and length, or it is not a line change).
+        a = next(md.disasm_lite(old_code[start:start + 16], start, 1), None)
+        if a is None or a[1] != b[1] or not arch.is_line_number_load(a[2], a[3], b[2], b[3]):
             return False
-        if not _followed_by_reporting_call(relocs, offsets, b[0] + b[1]):
+        if not _followed_by_reporting_call(relocs, offsets, end):
             return False
         found = True
     return found
+
+
+def _last_difference(a: bytes, b: bytes) -> int:
+    """Offset of the last byte where two equal-length, different buffers differ."""
+    x = int.from_bytes(a, "little") ^ int.from_bytes(b, "little")
+    return (x.bit_length() - 1) // 8
 
 
 def _followed_by_reporting_call(relocs, offsets, after: int) -> bool:  # type: ignore[no-untyped-def]
