@@ -17,7 +17,7 @@ from pathlib import Path
 from kbuilder.arch import find_arch
 from kbuilder.elf import tables
 from kbuilder.elf.constants import (
-    EHDR, ELFCLASS64, ELFDATA2LSB, ELFMAG, ET, EV_CURRENT, SHDR, SHF, SHN, SHT, SYM, STT,
+    EHDR, ELFCLASS64, ELFDATA2LSB, ELFMAG, ET, EV_CURRENT, SHDR, SHF, SHN, SHT, SYM,
 )
 from kbuilder.elf.model import ElfObject, Reloc, Section, Symbol
 from kbuilder.errors import ElfFormatError
