@@ -18,7 +18,7 @@ CACHE := .cache
 # Debian packages the project needs.  Add to this list (qemu-system-x86,
 # linux-source-6.1, ...) when a target starts to need more; the `deps` stamp
 # records the list, so a changed list is checked again on the next run.
-APT_PACKAGES ?= gcc binutils binutils-aarch64-linux-gnu make patch linux-source-6.1 qemu-system-x86 busybox-static flex bison bc libelf-dev libssl-dev dwarves cpio xz-utils kmod nginx
+APT_PACKAGES ?= gcc binutils binutils-aarch64-linux-gnu make patch linux-source-6.1 qemu-system-x86 busybox-static flex bison bc libelf-dev libssl-dev dwarves cpio xz-utils kmod nginx openssl
 # Commands that must be on PATH; if one is missing, APT_PACKAGES is installed.
 REQUIRED_TOOLS ?= gcc readelf ld nm make patch qemu-system-x86_64 busybox flex bison bc
 DEPS_STAMP := $(CACHE)/deps.stamp

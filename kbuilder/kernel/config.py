@@ -60,12 +60,21 @@ LIVEPATCH_FRAGMENT: tuple[str, ...] = (
     "CONFIG_CPU_MITIGATIONS=y",
     "CONFIG_RETPOLINE=y",
     "CONFIG_RETHUNK=y",
-    # Loadable modules, unloadable, without signatures or symbol versions.
+    # Loadable modules, unloadable, without symbol versions.
     "CONFIG_MODULES=y",
     "CONFIG_MODULE_UNLOAD=y",
     "CONFIG_MODULE_FORCE_UNLOAD=y",
     "# CONFIG_MODVERSIONS is not set",
-    "# CONFIG_MODULE_SIG is not set",
+    # Module signatures checked but not required: an unsigned module loads
+    # (and taints the kernel E), a badly signed one does not; booted with
+    # module.sig_enforce=1 the kernel takes only modules signed with the key
+    # the build generated (certs/signing_key.pem in the build directory),
+    # which is how the tests show that `kbuild build --sign-key` output is
+    # accepted by an enforcing kernel.
+    "CONFIG_MODULE_SIG=y",
+    "# CONFIG_MODULE_SIG_FORCE is not set",
+    "# CONFIG_MODULE_SIG_ALL is not set",
+    "CONFIG_MODULE_SIG_SHA256=y",
     "# CONFIG_TRIM_UNUSED_KSYMS is not set",
     # A module for the tests to patch (module targets, not just vmlinux).
     "CONFIG_BINFMT_MISC=m",

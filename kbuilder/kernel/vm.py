@@ -618,9 +618,10 @@ def _first_failure(outcomes: Sequence[Outcome], problems: Sequence[str], boot_re
 # ---------------------------------------------------------------------------
 
 def run_steps(kernel: Path, steps: Iterable[Step], *, timeout: float = 120, log: Path, memory: str = "512M",
-              cpus: int = 2, initrd: Path | None = None) -> TestLoadResult:
+              cpus: int = 2, initrd: Path | None = None, append: str = APPEND) -> TestLoadResult:
     """Boot once and run `steps` in order; the initramfs is written next to
-    the log (`LOG.initramfs.cpio.gz`) unless `initrd` names another path."""
+    the log (`LOG.initramfs.cpio.gz`) unless `initrd` names another path.
+    `append` is the kernel command line."""
     guest = make_guest(steps)
     log = Path(log)
     initrd = Path(initrd) if initrd is not None else log.with_name(log.name + ".initramfs.cpio.gz")
@@ -628,7 +629,8 @@ def run_steps(kernel: Path, steps: Iterable[Step], *, timeout: float = 120, log:
     tmp = initrd.with_name(initrd.name + ".tmp")
     tmp.write_bytes(guest_initramfs(guest))
     tmp.replace(initrd)
-    result = boot(kernel, initrd, timeout=timeout, memory=memory, cpus=cpus, log=log, extra=guest.qemu_args)
+    result = boot(kernel, initrd, timeout=timeout, memory=memory, cpus=cpus, log=log, extra=guest.qemu_args,
+                  append=append)
     return parse_result(guest, result)
 
 
