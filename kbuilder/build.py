@@ -13,7 +13,6 @@ from collections.abc import Iterator
 from concurrent.futures import ProcessPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from functools import lru_cache
 from pathlib import Path
 from typing import Any, Callable
 
@@ -21,7 +20,11 @@ from kbuilder import __version__
 from kbuilder.diff import DiffOptions, diff_files
 from kbuilder.elf import ElfObject, serialize
 from kbuilder.elf.symbols import read_symbol_table
-from kbuilder.emit.parent import ParentSymbols, read_symvers
+from kbuilder.emit.parent import (
+    read_symvers,
+    shared_parent_symbols,
+    shared_symvers,
+)
 from kbuilder.errors import InputError, NoChangeError, UnpatchableError
 from kbuilder.kernel import toolchain
 from kbuilder.kernel.cache import cache_root
@@ -230,30 +233,12 @@ def _comment_of(vmlinux: Path) -> str:
     return match.group(0).decode() if match else ""
 
 
-def _stamp(path: str) -> tuple[int, int]:
-    st = os.stat(path)
-    return st.st_mtime_ns, st.st_size
-
-
-# A worker diffs many objects against the same vmlinux symbol table and
-# Module.symvers (a distribution vmlinux has some 150,000 symbols): each is
-# read once per process, keyed by path and stat so a changed file is reread.
-@lru_cache(maxsize=4)
-def _parent_symbols(path: str, _mtime: int, _size: int) -> ParentSymbols:
-    return ParentSymbols.load(path)
-
-
-@lru_cache(maxsize=2)
-def _exports(path: str, _mtime: int, _size: int) -> dict[str, str]:
-    return read_symvers(path)
-
-
 def _diff_one(args: tuple[str, str, str, str, str | None, str, dict[str, int]]) -> dict[str, Any]:
     from kbuilder.emit.report import report_dict
 
     rel, orig, patched, objname, parent, symvers, sizes = args
-    options = DiffOptions(objname=objname, parent=_parent_symbols(parent, *_stamp(parent)) if parent else None,
-                          exports=_exports(symvers, *_stamp(symvers)), struct_sizes=sizes)
+    options = DiffOptions(objname=objname, parent=shared_parent_symbols(parent) if parent else None,
+                          exports=shared_symvers(symvers), struct_sizes=sizes)
     result = diff_files(orig, patched, options)
     report = report_dict(result, None)
     report["rel"] = rel

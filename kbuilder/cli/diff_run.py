@@ -26,10 +26,10 @@ class DiffRequest:
 
 def _options(request: DiffRequest):  # type: ignore[no-untyped-def]
     from kbuilder.diff import DiffOptions
-    from kbuilder.emit.parent import ParentSymbols, read_symvers
+    from kbuilder.emit.parent import shared_parent_symbols, shared_symvers
 
-    parent = ParentSymbols.load(request.parent_symbols) if request.parent_symbols else None
-    exports = read_symvers(request.symvers) if request.symvers else None
+    parent = shared_parent_symbols(request.parent_symbols) if request.parent_symbols else None
+    exports = shared_symvers(request.symvers) if request.symvers else None
     return DiffOptions(objname=request.objname, parent=parent, exports=exports, struct_sizes=request.struct_sizes,
                        explain=request.explain)
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass, field
+from functools import lru_cache
 
 from kbuilder.elf.constants import SHN, STB, STT
 from kbuilder.elf.symbols import SymbolEntry, read_symbol_table
@@ -156,3 +157,36 @@ def read_symvers(path: str | os.PathLike[str]) -> dict[str, str]:
                 name = name[:-3]
             exports[cols[1]] = name.replace("-", "_")
     return exports
+
+
+# A process that diffs many objects (kbuild build's and the batch diff's
+# workers) resolves all of them against the same vmlinux symbol table and
+# Module.symvers, and a distribution vmlinux has some 150,000 symbols: these
+# read each file once per process, keyed by path and stat so that a file
+# changed on disk is read again. The results are shared: do not modify them.
+def shared_parent_symbols(path: str | os.PathLike[str]) -> ParentSymbols:
+    path = os.fspath(path)
+    return _shared_parent_symbols(path, *_stamp(path))
+
+
+def shared_symvers(path: str | os.PathLike[str]) -> dict[str, str]:
+    path = os.fspath(path)
+    return _shared_symvers(path, *_stamp(path))
+
+
+def _stamp(path: str) -> tuple[int, int]:
+    try:
+        st = os.stat(path)
+    except OSError:
+        return 0, -1  # the loader reports the missing file
+    return st.st_mtime_ns, st.st_size
+
+
+@lru_cache(maxsize=4)
+def _shared_parent_symbols(path: str, _mtime: int, _size: int) -> ParentSymbols:
+    return ParentSymbols.load(path)
+
+
+@lru_cache(maxsize=2)
+def _shared_symvers(path: str, _mtime: int, _size: int) -> dict[str, str]:
+    return read_symvers(path)

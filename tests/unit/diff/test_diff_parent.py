@@ -259,3 +259,21 @@ def test_diff_duplicate_local_in_system_map_is_an_error(tmp_path: Path) -> None:
     duplicated.write_text("\n".join(lines) + f"\nffffffff90000000 d {counter}\n")
     with pytest.raises(SymposError, match=f"'{counter}' is not unique"):
         diff_files(orig, patched, DiffOptions(parent=ParentSymbols.load(duplicated)))
+
+
+def test_shared_loaders_read_once_and_again_after_a_change(tmp_path: Path) -> None:
+    from kbuilder.emit.parent import shared_parent_symbols, shared_symvers
+
+    system_map = tmp_path / "System.map"
+    system_map.write_text(SYSTEM_MAP)
+    first = shared_parent_symbols(system_map)
+    assert shared_parent_symbols(str(system_map)) is first          # one read per process
+    system_map.write_text(SYSTEM_MAP + "ffffffff81009000 T kbuilder_added\n")
+    os.utime(system_map, ns=(1, 1))                                  # a different stat, whatever the clock
+    again = shared_parent_symbols(system_map)
+    assert again is not first and again.find_global("kbuilder_added") is not None
+    symvers = tmp_path / "Module.symvers"
+    symvers.write_text("0x00000000\tprintk\tvmlinux\tEXPORT_SYMBOL\t\n")
+    assert shared_symvers(symvers) is shared_symvers(symvers) and shared_symvers(symvers)["printk"] == "vmlinux"
+    with pytest.raises(InputError):
+        shared_parent_symbols(tmp_path / "missing")
