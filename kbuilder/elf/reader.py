@@ -32,16 +32,20 @@ _LINKS_SECTION = {SHT.RELA, SHT.REL, SHT.SYMTAB, SHT.DYNSYM, SHT.GROUP, SHT.SYMT
 
 
 def read_object(path: str | os.PathLike[str]) -> ElfObject:
+    return parse_object(read_bytes(path), os.fspath(path))
+
+
+def read_bytes(path: str | os.PathLike[str]) -> bytes:
+    """The file's contents, or the one-line error an unreadable input gets."""
     path = os.fspath(path)
     try:
-        data = Path(path).read_bytes()
+        return Path(path).read_bytes()
     except FileNotFoundError:
         raise ElfFormatError("no such file", path=path) from None
     except IsADirectoryError:
         raise ElfFormatError("is a directory, not an object file", path=path) from None
     except OSError as exc:
         raise ElfFormatError(f"cannot read: {exc.strerror}", path=path) from None
-    return parse_object(data, path)
 
 
 def parse_object(data: bytes, path: str = "<memory>") -> ElfObject:
