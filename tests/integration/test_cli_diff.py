@@ -283,6 +283,26 @@ def test_batch(tmp_path: Path) -> None:
     assert "4 pairs: 3 patch, 0 no change, 1 unpatchable, 0 errors" in run.stdout
 
 
+def test_batch_unchanged_and_unreadable(tmp_path: Path) -> None:
+    """Unchanged objects are no change, read or not (a kernel tree's 32-bit
+    boot objects); a changed object kbuilder cannot read is an error."""
+    orig, _ = fixture_build.compile_fixture("no-change", cache_dir())
+    for tree in ("a", "b"):
+        (tmp_path / tree).mkdir()
+        shutil.copyfile(orig, tmp_path / tree / "same.o")
+        (tmp_path / tree / "boot.o").write_bytes(b"\x7fELF\x01\x01\x01" + bytes(60))   # 32-bit, unchanged
+    (tmp_path / "a" / "bad.o").write_bytes(b"not an object")
+    (tmp_path / "b" / "bad.o").write_bytes(b"not an object either")
+    run = kbuild("diff", "--orig-dir", "a", "--patched-dir", "b", "-o", "out", "--json", "rep.json", cwd=tmp_path)
+    assert run.rc == EXIT_ERROR, run.stdout + run.stderr
+    objects = {os.path.relpath(o["orig"], "a"): o for o in json.loads((tmp_path / "rep.json").read_text())["objects"]}
+    assert {rel: o["status"] for rel, o in objects.items()} == {"same.o": "no-change", "boot.o": "no-change",
+                                                                "bad.o": "error"}
+    assert "32-bit" in objects["boot.o"]["notes"]["identical"] and "identical" in objects["same.o"]["notes"]
+    assert run.err_lines == [f"bad.o: error: {os.path.join('a', 'bad.o')}: not an ELF file"], run.stderr
+    assert "3 pairs: 0 patch, 2 no change, 0 unpatchable, 1 errors" in run.stdout
+
+
 # ---------------------------------------------------------------------------
 # Determinism
 # ---------------------------------------------------------------------------
